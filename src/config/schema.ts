@@ -1,0 +1,164 @@
+/**
+ * Configuration schema. Every key is documented here, where it is defined (README's configuration
+ * reference is generated from the same descriptions). Validated at start: a bad key stops the node
+ * with a message naming it.
+ */
+import { z } from 'zod';
+
+const aeTitle = z
+  .string()
+  .min(1)
+  .max(16)
+  .regex(/^[\x20-\x5b\x5d-\x7e]+$/, 'AE title: 1-16 printable characters, no backslash')
+  .describe('DICOM Application Entity title');
+
+const port = z.number().int().min(0).max(65535);
+
+export const AllowedPeerSchema = z
+  .object({
+    aeTitle: aeTitle.describe('calling AE title allowed to send to the node'),
+    host: z.string().optional().describe('if set, the association must also come from this IP address'),
+  })
+  .strict();
+
+export const DimseDestinationSchema = z
+  .object({
+    name: z.string().min(1).describe('unique destination name (used in routes, logs and the admin page)'),
+    type: z.literal('dimse'),
+    host: z.string().min(1).describe('PACS host name or IP'),
+    port: port.describe('PACS DICOM port'),
+    calledAeTitle: aeTitle.describe("PACS AE title (called AE)"),
+    callingAeTitle: aeTitle.optional().describe("AE title the node presents; defaults to dimse.aeTitle"),
+    overlaySc: z.boolean().default(false).describe('also send the burned-in overlay Secondary Capture series'),
+  })
+  .strict();
+
+export const StowDestinationSchema = z
+  .object({
+    name: z.string().min(1),
+    type: z.literal('stow'),
+    url: z.string().url().describe('DICOMweb root, e.g. http://pacs:8042/dicom-web'),
+    bearerToken: z.string().optional().describe('Authorization: Bearer token, if the PACS needs one'),
+    overlaySc: z.boolean().default(false),
+  })
+  .strict();
+
+export const DestinationSchema = z.discriminatedUnion('type', [DimseDestinationSchema, StowDestinationSchema]);
+export type Destination = z.infer<typeof DestinationSchema>;
+export type DimseDestination = z.infer<typeof DimseDestinationSchema>;
+export type StowDestination = z.infer<typeof StowDestinationSchema>;
+
+export const RouteSchema = z
+  .object({
+    name: z.string().min(1),
+    match: z
+      .object({
+        calledAeTitle: aeTitle.optional().describe('only studies sent to this called AE title'),
+        callingAeTitle: aeTitle.optional().describe('only studies sent by this calling AE title'),
+      })
+      .strict()
+      .default({}),
+    quietPeriodSeconds: z.number().positive().default(5).describe('hand a study on when no instance arrived for this long'),
+    requiredSeries: z
+      .array(z.enum(['DWI', 'ADC', 'CT']))
+      .default([])
+      .describe('hand on earlier when these are all present (checked by series description/type tags at arrival)'),
+    destinations: z.array(z.string()).default([]).describe('destination names results are sent to'),
+    priority: z.enum(['urgent', 'normal', 'research']).default('urgent'),
+    models: z
+      .object({
+        dwiAdc: z.string().default('dual-encoder'),
+        singleModality: z.string().default('shaspec-missing'),
+        ctToDwi: z.string().default('ct2dwi'),
+      })
+      .strict()
+      .default({}),
+  })
+  .strict();
+export type Route = z.infer<typeof RouteSchema>;
+
+export const ConfigSchema = z
+  .object({
+    nodeName: z.string().default('stroke-node').describe('name written into provenance and logs'),
+    storage: z
+      .object({
+        dir: z.string().default('./var').describe('where instances, results and the index live'),
+        minFreeMb: z.number().nonnegative().default(1024).describe('refuse new data below this much free disk'),
+        retentionDays: z.number().positive().default(7).describe('delete instances and results older than this, once sent'),
+      })
+      .strict()
+      .default({}),
+    dimse: z
+      .object({
+        enabled: z.boolean().default(true),
+        host: z.string().default('127.0.0.1').describe('interface the DICOM port binds to (not all interfaces)'),
+        port: port.default(11112),
+        aeTitle: aeTitle.default('STROKEAI'),
+        maxAssociations: z.number().int().positive().default(16),
+        allowAnyCaller: z.boolean().default(false).describe('accept any calling AE (testing only)'),
+        allowedPeers: z.array(AllowedPeerSchema).default([]),
+        associationTimeoutSeconds: z.number().positive().default(60),
+      })
+      .strict()
+      .default({}),
+    http: z
+      .object({
+        host: z.string().default('127.0.0.1'),
+        port: port.default(8080),
+        stowBearerToken: z.string().optional().describe('if set, STOW-RS requires Authorization: Bearer <token>'),
+      })
+      .strict()
+      .default({}),
+    admin: z
+      .object({
+        token: z.string().min(16).optional().describe('admin API/page token (no default: admin is disabled without one)'),
+        showPatientIdentifiers: z.boolean().default(false),
+      })
+      .strict()
+      .default({}),
+    destinations: z.array(DestinationSchema).default([]),
+    routes: z.array(RouteSchema).default([{}].map((r) => RouteSchema.parse({ name: 'default', ...r }))),
+    egress: z
+      .object({
+        maxAttempts: z.number().int().positive().default(8),
+        initialBackoffSeconds: z.number().positive().default(5),
+        maxBackoffSeconds: z.number().positive().default(600),
+      })
+      .strict()
+      .default({}),
+    inference: z
+      .object({
+        modelsDir: z.string().default('./models'),
+        executionProviders: z.array(z.enum(['cuda', 'webgpu', 'cpu'])).default(['cpu']),
+        intraOpThreads: z.number().int().nonnegative().default(0),
+      })
+      .strict()
+      .default({}),
+    output: z
+      .object({
+        manufacturer: z.string().default('Stroke AI DICOM node (open source)'),
+        institutionName: z.string().optional(),
+        seriesNumberBase: z.number().int().positive().default(9000),
+        disclaimer: z.string().default('AI-generated result, not for clinical use without review'),
+      })
+      .strict()
+      .default({}),
+    logLevel: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
+  })
+  .strict()
+  .superRefine((cfg, ctx) => {
+    const names = new Set(cfg.destinations.map((d) => d.name));
+    cfg.routes.forEach((r, i) =>
+      r.destinations.forEach((d, j) => {
+        if (!names.has(d)) {
+          ctx.addIssue({
+            code: z.ZodIssueCode.custom,
+            path: ['routes', i, 'destinations', j],
+            message: `unknown destination "${d}" (defined: ${[...names].join(', ') || 'none'})`,
+          });
+        }
+      }),
+    );
+  });
+
+export type Config = z.infer<typeof ConfigSchema>;
