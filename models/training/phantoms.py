@@ -1,0 +1,486 @@
+#!/usr/bin/python3
+"""Deterministic DWI/ADC stroke phantoms from real anatomy and real lesion maps.
+
+Anatomy: Colin27 T1 (mricron-data `ch2.nii.gz`, 1 mm MNI) segmented into soft GM / WM / CSF / scalp
+fractions (intensity ramps inside `ch2bet.nii.gz`). Lesions: the 1,449 acute lesion maps of the Stroke
+Outcome Optimization Project (OpenNeuro ds004889 via github neurolabusc/StrokeOutcomeOptimizationProjectDemo,
+MNI 157x189x136 @ 1 mm), placed on the Colin27 grid by their affines.
+
+Physics: S_b = sum_t f_t * S0_t * exp(-b * ADC_t); the scanner's ADC map is computed from the noisy b0 and
+b images like a two-point scanner fit. Every parameter is listed in models/training/README.md.
+
+All coordinates are DICOM patient coordinates (LPS, mm). The acquisition grid is axial, ImageOrientationPatient
+1\\0\\0\\0\\1\\0: columns go patient right -> left (+x), rows anterior -> posterior (+y), slices ascend (+z).
+Volumes are slice-major then row-major: vol[z, r, c].
+
+Everything is a pure function of (split, seed): generate_study(split, seed) gives the same study on any machine.
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, asdict, field
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+import nibabel as nib
+from scipy import ndimage
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+CACHE = HERE / "cache"
+COLIN = "/usr/share/mricron/templates/ch2.nii.gz"
+COLIN_BET = "/usr/share/mricron/templates/ch2bet.nii.gz"
+LESION_DIR = Path(os.environ.get("STROKE_SHARED_DATA", str(REPO.parent / "shared" / "data"))) / "lesion-maps"
+SPLITS_FILE = HERE / "splits.json"
+
+MODEL_SIZE = 128
+MODEL_SPACING = 2.0
+NO_LESION_FRACTION = 0.15
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Splits: by subject, decided from a hash of the subject id alone, before anything else.
+# ----------------------------------------------------------------------------------------------------------
+def subject_ids() -> List[str]:
+    ids = sorted(p.name.split("_lesion")[0] for p in LESION_DIR.glob("bwsrsub-*_lesion.nii.gz"))
+    return ids
+
+
+def split_of(subject: str) -> str:
+    h = int(hashlib.sha256(subject.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    return "train" if h < 0.70 else ("val" if h < 0.85 else "test")
+
+
+def make_splits() -> Dict[str, List[str]]:
+    out: Dict[str, List[str]] = {"train": [], "val": [], "test": []}
+    for s in subject_ids():
+        out[split_of(s)].append(s)
+    return out
+
+
+def load_splits() -> Dict[str, List[str]]:
+    if SPLITS_FILE.exists():
+        return json.loads(SPLITS_FILE.read_text())["subjects"]
+    sp = make_splits()
+    SPLITS_FILE.write_text(json.dumps({
+        "rule": "sha256(subject id) first 8 hex digits / 0xFFFFFFFF: <0.70 train, <0.85 val, else test",
+        "source": "lesion-maps/bwsrsub-*_lesion.nii.gz (SOOP, OpenNeuro ds004889)",
+        "counts": {k: len(v) for k, v in sp.items()},
+        "subjects": sp,
+    }, indent=1) + "\n")
+    return sp
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Anatomy on the Colin27 grid (181x217x181, RAS, x = i-90, y = j-125, z = k-71)
+# ----------------------------------------------------------------------------------------------------------
+COLIN_ORIGIN = np.array([-90.0, -125.0, -71.0])
+
+
+def load_anatomy() -> np.ndarray:
+    """Soft tissue fractions [4, 181, 217, 181] float32: GM, WM, CSF, extra-cerebral soft tissue (scalp)."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    f = CACHE / "anatomy_v1.npy"
+    if f.exists():
+        return np.load(f, mmap_mode="r")
+    t1 = nib.load(COLIN).get_fdata().astype(np.float32)
+    bet = nib.load(COLIN_BET).get_fdata() > 0
+    bet = ndimage.binary_fill_holes(bet)
+    t = ndimage.gaussian_filter(t1, 0.6)
+    wm = np.clip((t - 90.0) / 18.0, 0, 1)
+    csf = np.clip((62.0 - t) / 24.0, 0, 1)
+    gm = np.clip(1.0 - wm - csf, 0, 1)
+    brain = bet.astype(np.float32)
+    gm, wm, csf = gm * brain, wm * brain, csf * brain
+    head = ndimage.binary_fill_holes(ndimage.binary_closing(t1 > 25, iterations=3))
+    skull = ndimage.binary_dilation(bet, iterations=3) & ~bet  # bone and dura: no signal
+    scalp = (head & ~ndimage.binary_dilation(bet, iterations=3)).astype(np.float32) * np.clip(t1 / 60.0, 0, 1)
+    scalp[skull] = 0
+    a = np.stack([gm, wm, csf, scalp]).astype(np.float32)
+    a = ndimage.gaussian_filter(a, (0, 0.5, 0.5, 0.5))  # anti-alias for 2 mm pixels
+    np.save(f, a)
+    return np.load(f, mmap_mode="r")
+
+
+def load_lesion(subject: str) -> np.ndarray:
+    """Lesion map on the Colin27 grid (float32 0..1). Lesion grid: x = 78 - i, y = j - 112, z = k - 50 (RAS)."""
+    img = nib.load(str(LESION_DIR / f"{subject}_lesion.nii.gz"))
+    aff = img.affine
+    assert np.allclose(aff[:3, :3], np.diag([-1, 1, 1])) and np.allclose(aff[:3, 3], [78, -112, -50]), aff
+    les = np.asarray(img.dataobj).astype(np.float32)
+    out = np.zeros((181, 217, 181), np.float32)
+    # colin index = world - COLIN_ORIGIN: ci = 78 - i + 90 = 168 - i, cj = j - 112 + 125 = j + 13, ck = k + 21
+    out[12:169, 13:202, 21:157] = les[::-1, :, :]
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Study parameters
+# ----------------------------------------------------------------------------------------------------------
+@dataclass
+class StudyParams:
+    seed: int
+    split: str
+    subject: Optional[str]
+    b_value: float
+    rows: int
+    columns: int
+    pixel_spacing: float
+    slices: int
+    slice_thickness: float
+    slice_spacing: float
+    fov_centre_lps: List[float]
+    rotation_deg: List[float]
+    scale: List[float]
+    shift_mm: List[float]
+    deform_mm: float
+    adc_gm: float
+    adc_wm: float
+    adc_csf: float
+    adc_scalp: float
+    adc_variation: float
+    s0_gm: float
+    s0_wm: float
+    s0_csf: float
+    s0_scalp: float
+    lesion_adc_reduction: float
+    lesion_t2_shine: float
+    snr_b0: float
+    dwi_noise_factor: float
+    bias_strength: float
+    b0_scale: float
+    dwi_scale: float
+    mimic_subject: Optional[str] = None
+    mimic_t2_increase: float = 0.0
+    mimic_adc_increase: float = 0.0
+
+
+def draw_params(split: str, seed: int, subjects: List[str], matrix_choices=(128, 144, 160, 192, 224)) -> StudyParams:
+    rng = np.random.default_rng([seed, {"train": 1, "val": 2, "test": 3}[split]])
+    subject = None if rng.random() < NO_LESION_FRACTION else subjects[int(rng.integers(len(subjects)))]
+    u = rng.random()
+    b = float(rng.choice([800, 900, 1000, 1000, 1000])) if u < 0.8 else float(rng.choice([1500, 2000]))
+    matrix = int(rng.choice(matrix_choices))
+    fov = float(rng.uniform(220, 256))
+    ps = min(2.0, max(1.0, fov / matrix))
+    thick = float(rng.choice([2.0, 3.0, 4.0, 5.0, 5.0, 6.0]))
+    gap = float(rng.choice([0.0, 0.0, 0.5, 1.0])) if thick >= 3 else 0.0
+    spacing = thick + gap
+    coverage = float(rng.uniform(130, 160)) if rng.random() < 0.7 else float(rng.uniform(60, 120))
+    coverage = min(coverage, 34 * spacing)  # at most ~34 slices: bounded cost, typical clinical DWI
+    n = max(6, int(round(coverage / spacing)))
+    # slab centre: brain centre (LPS) plus offsets; partial coverage slabs land anywhere along z
+    zc = 8.0 + float(rng.uniform(-1, 1)) * max(0.0, (150 - coverage) / 2)
+    centre = [float(rng.uniform(-8, 8)), 18.0 + float(rng.uniform(-10, 10)), zc]
+    return StudyParams(
+        seed=seed, split=split, subject=subject, b_value=b, rows=matrix, columns=matrix, pixel_spacing=ps,
+        slices=n, slice_thickness=thick, slice_spacing=spacing, fov_centre_lps=centre,
+        rotation_deg=[float(rng.normal(0, 7)), float(rng.normal(0, 3)), float(rng.normal(0, 4))],
+        scale=[float(x) for x in rng.uniform(0.92, 1.08, 3)],
+        shift_mm=[float(x) for x in rng.normal(0, 3, 3)],
+        deform_mm=float(rng.uniform(0, 3)),
+        adc_gm=float(rng.normal(0.80, 0.05)), adc_wm=float(rng.normal(0.70, 0.05)),
+        adc_csf=float(rng.normal(3.0, 0.15)), adc_scalp=float(rng.uniform(0.9, 1.5)),
+        adc_variation=float(rng.uniform(0.03, 0.10)),
+        s0_gm=float(rng.normal(1.15, 0.05)), s0_wm=float(rng.normal(0.85, 0.05)),
+        s0_csf=float(rng.uniform(1.8, 2.6)), s0_scalp=float(rng.uniform(0.15, 0.5)),
+        lesion_adc_reduction=float(rng.uniform(0.30, 0.60)), lesion_t2_shine=float(rng.uniform(0.05, 0.35)),
+        snr_b0=float(rng.uniform(15, 45)), dwi_noise_factor=float(rng.uniform(0.5, 1.0)),
+        bias_strength=float(rng.uniform(0.05, 0.30)),
+        b0_scale=float(np.exp(rng.uniform(np.log(200), np.log(2000)))),
+        dwi_scale=float(np.exp(rng.uniform(np.log(0.5), np.log(3.0)))),
+        # T2 shine-through mimic (old/vasogenic lesion: bright on b0 and DWI, ADC normal or raised; NOT in the truth)
+        mimic_subject=(subjects[int(rng.integers(len(subjects)))] if rng.random() < 0.25 else None),
+        mimic_t2_increase=float(rng.uniform(0.3, 0.8)), mimic_adc_increase=float(rng.uniform(0.1, 0.5)),
+    )
+
+
+def _smooth_field(rng: np.random.Generator, pts: np.ndarray, n_terms: int = 4, wavelength=(80, 200)) -> np.ndarray:
+    """Smooth random field in about [-1, 1] at points [..., 3] (mm): a sum of random plane cosines."""
+    out = np.zeros(pts.shape[:-1], np.float32)
+    for _ in range(n_terms):
+        d = rng.normal(size=3)
+        d /= np.linalg.norm(d)
+        k = 2 * np.pi / rng.uniform(*wavelength)
+        out += np.cos((pts @ (d * k)).astype(np.float32) + rng.uniform(0, 2 * np.pi)).astype(np.float32)
+    return out / np.sqrt(n_terms / 2)
+
+
+def _rotation(deg: List[float]) -> np.ndarray:
+    a, b, c = np.deg2rad(deg)
+    rx = np.array([[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]])
+    ry = np.array([[np.cos(b), 0, np.sin(b)], [0, 1, 0], [-np.sin(b), 0, np.cos(b)]])
+    rz = np.array([[np.cos(c), -np.sin(c), 0], [np.sin(c), np.cos(c), 0], [0, 0, 1]])
+    return rz @ ry @ rx
+
+
+@dataclass
+class Study:
+    params: StudyParams
+    b0: np.ndarray  # uint16 [S, R, C]
+    dwi: np.ndarray  # uint16
+    adc: np.ndarray  # uint16, 10^-6 mm2/s
+    mask: np.ndarray  # uint8 0/1
+    ipp_first: List[float]
+    iop: List[float] = field(default_factory=lambda: [1.0, 0.0, 0.0, 0.0, 1.0, 0.0])
+
+
+def generate_study(split: str, seed: int, subjects: Optional[List[str]] = None, matrix_choices=(128, 144, 160, 192, 224),
+                   force_subject: Optional[str] = "unset") -> Study:
+    if subjects is None:
+        subjects = load_splits()[split]
+    p = draw_params(split, seed, subjects, matrix_choices)
+    if force_subject != "unset":
+        p.subject = force_subject
+    rng = np.random.default_rng([seed, 7, {"train": 1, "val": 2, "test": 3}[split]])
+    anat = load_anatomy()
+    les = load_lesion(p.subject) if p.subject else None
+    mim = load_lesion(p.mimic_subject) if p.mimic_subject and p.mimic_subject != p.subject else None
+
+    R, C, S = p.rows, p.columns, p.slices
+    ps, sp = p.pixel_spacing, p.slice_spacing
+    # Top-left voxel of the first slice, LPS: FOV centred on fov_centre_lps
+    ipp0 = np.array([p.fov_centre_lps[0] - ps * (C - 1) / 2, p.fov_centre_lps[1] - ps * (R - 1) / 2,
+                     p.fov_centre_lps[2] - sp * (S - 1) / 2])
+    nsub = max(1, int(round(p.slice_thickness / 2.0)))
+    sub_off = (np.arange(nsub) + 0.5) / nsub * p.slice_thickness - p.slice_thickness / 2
+    zz, rr, cc = np.meshgrid(np.arange(S), np.arange(R), np.arange(C), indexing="ij")
+    base = np.stack([ipp0[0] + cc * ps, ipp0[1] + rr * ps, ipp0[2] + zz * sp], -1).astype(np.float32)  # LPS
+
+    # head pose: anatomy point (RAS) = A (p_ras - c) + c + shift + deformation
+    A = _rotation(p.rotation_deg) @ np.diag(p.scale)
+    c_ras = np.array([0.0, -18.0, 8.0])
+    acc = np.zeros((6, S, R, C), np.float32)  # gm, wm, csf, scalp, lesion, mimic
+    for off in sub_off:
+        pts = base.copy()
+        pts[..., 2] += off
+        ras = pts * np.array([-1, -1, 1], np.float32)
+        q = (ras - c_ras) @ A.T.astype(np.float32) + c_ras + np.array(p.shift_mm, np.float32)
+        if p.deform_mm > 0:
+            drng = np.random.default_rng([seed, 11])
+            for ax in range(3):
+                q[..., ax] += p.deform_mm * _smooth_field(drng, ras, 3, (60, 140))
+        vox = (q - COLIN_ORIGIN).reshape(-1, 3).T
+        for t in range(4):
+            acc[t] += ndimage.map_coordinates(anat[t], vox, order=1, mode="constant", cval=0).reshape(S, R, C)
+        if les is not None:
+            lv = ndimage.map_coordinates(les, vox, order=1, mode="constant", cval=0).reshape(S, R, C)
+            acc[4] += lv
+        if mim is not None:
+            acc[5] += ndimage.map_coordinates(mim, vox, order=1, mode="constant", cval=0).reshape(S, R, C)
+    acc /= nsub
+    gm, wm, csf, scalp, lf, mf = acc
+    parench = gm + wm
+    lf = np.clip(lf, 0, 1)
+    mf = np.clip(mf, 0, 1) * (1 - lf)
+
+    # tissue properties with smooth spatial variation (ADC in 10^-3 mm2/s)
+    var = 1 + p.adc_variation * np.clip(_smooth_field(rng, base, 4, (40, 160)), -2, 2)
+    het = 1 + 0.1 * np.clip(_smooth_field(rng, base, 3, (10, 30)), -2, 2)  # lesion heterogeneity
+    b = p.b_value * 1e-3
+    red = np.clip(p.lesion_adc_reduction * het, 0.2, 0.7)
+    shine = 1 + p.lesion_t2_shine * het
+
+    def sig(s0, adc_v):
+        return s0, s0 * np.exp(-b * adc_v)
+
+    s0_par = np.zeros_like(gm)
+    sb_par = np.zeros_like(gm)
+    for frac, s0t, adct in ((gm, p.s0_gm, p.adc_gm), (wm, p.s0_wm, p.adc_wm)):
+        a_n = adct * var
+        s0n, sbn = sig(s0t, a_n)
+        s0l, sbl = sig(s0t * shine, a_n * (1 - red))
+        s0m, sbm = sig(s0t * (1 + p.mimic_t2_increase), a_n * (1 + p.mimic_adc_increase))
+        s0_par += frac * ((1 - lf - mf) * s0n + lf * s0l + mf * s0m)
+        sb_par += frac * ((1 - lf - mf) * sbn + lf * sbl + mf * sbm)
+    s0c, sbc = sig(p.s0_csf, p.adc_csf * var)
+    s0s, sbs = sig(p.s0_scalp, p.adc_scalp)
+    S0 = s0_par + csf * s0c + scalp * s0s
+    SB = sb_par + csf * sbc + scalp * sbs
+
+    # coil bias (same on both images), Rician noise
+    bias = np.exp(p.bias_strength * _smooth_field(rng, base, 3, (150, 400))).astype(np.float32)
+    S0 *= bias
+    SB *= bias
+    sigma = p.s0_wm / p.snr_b0
+    sigb = sigma * p.dwi_noise_factor
+    S0n = np.sqrt((S0 + rng.normal(0, sigma, S0.shape)) ** 2 + rng.normal(0, sigma, S0.shape) ** 2)
+    SBn = np.sqrt((SB + rng.normal(0, sigb, SB.shape)) ** 2 + rng.normal(0, sigb, SB.shape) ** 2)
+    # scanner-style two-point ADC, background (b0 below 15% of WM level) set to 0
+    fg = S0n > 0.15 * p.s0_wm
+    adc = np.where(fg, np.log(np.maximum(S0n, 1e-6) / np.maximum(SBn, 1e-6)) / b, 0.0)
+    adc = np.clip(adc * 1000.0, 0, 6000)
+
+    b0u = np.clip(np.round(S0n * p.b0_scale), 0, 65535).astype(np.uint16)
+    dwiu = np.clip(np.round(SBn * p.b0_scale * p.dwi_scale), 0, 65535).astype(np.uint16)
+    adcu = np.round(adc).astype(np.uint16)
+    # truth: at least half of the voxel is lesioned parenchyma
+    mask = ((lf * np.clip(parench, 0, 1)) >= 0.5).astype(np.uint8)
+    return Study(params=p, b0=b0u, dwi=dwiu, adc=adcu, mask=mask, ipp_first=[float(x) for x in ipp0])
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Model grid (models/README.md I/O contract)
+# ----------------------------------------------------------------------------------------------------------
+def bilinear(img: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """Bilinear sample of img[..., H, W] at fractional indices; 0 outside [-0.5, n-0.5], edge-clamped inside."""
+    H, W = img.shape[-2:]
+    inside = ((ys >= -0.5) & (ys <= H - 0.5))[:, None] & ((xs >= -0.5) & (xs <= W - 0.5))[None, :]
+    y = np.clip(ys, 0, H - 1)
+    x = np.clip(xs, 0, W - 1)
+    y0 = np.floor(y).astype(int)
+    x0 = np.floor(x).astype(int)
+    y1 = np.minimum(y0 + 1, H - 1)
+    x1 = np.minimum(x0 + 1, W - 1)
+    wy = (y - y0).astype(np.float32)[:, None]
+    wx = (x - x0).astype(np.float32)[None, :]
+    a = img[..., y0[:, None], x0[None, :]]
+    bb = img[..., y0[:, None], x1[None, :]]
+    c = img[..., y1[:, None], x0[None, :]]
+    d = img[..., y1[:, None], x1[None, :]]
+    out = (a * (1 - wx) + bb * wx) * (1 - wy) + (c * (1 - wx) + d * wx) * wy
+    return out * inside
+
+
+def to_model_grid(vol: np.ndarray, row_spacing: float, col_spacing: float, size: int = MODEL_SIZE,
+                  spacing: float = MODEL_SPACING) -> np.ndarray:
+    """[S, R, C] acquisition slices -> [S, size, size]: grid centred on the slice centre, same row/column order."""
+    S, R, C = vol.shape
+    k = np.arange(size) - (size - 1) / 2
+    ys = (R - 1) / 2 + k * spacing / row_spacing
+    xs = (C - 1) / 2 + k * spacing / col_spacing
+    return bilinear(vol.astype(np.float32), ys, xs)
+
+
+def from_model_grid(m: np.ndarray, rows: int, cols: int, row_spacing: float, col_spacing: float,
+                    spacing: float = MODEL_SPACING) -> np.ndarray:
+    """[S, size, size] model-grid maps -> [S, rows, cols] on the acquisition grid (bilinear)."""
+    size = m.shape[-1]
+    ys = (np.arange(rows) - (rows - 1) / 2) * row_spacing / spacing + (size - 1) / 2
+    xs = (np.arange(cols) - (cols - 1) / 2) * col_spacing / spacing + (size - 1) / 2
+    return bilinear(m.astype(np.float32), ys, xs)
+
+
+def normalise(dwi: np.ndarray, adc: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Contract normalisation on the acquired volumes (statistics over the whole acquired DWI volume)."""
+    d = dwi.astype(np.float32)
+    t = d.mean()
+    s = float(np.median(d[d > t])) if (d > t).any() else 1.0
+    return np.clip(d / max(s, 1e-6), 0, 10), np.clip(adc.astype(np.float32) / 1000.0, 0, 5)
+
+
+def model_inputs(study: Study) -> Tuple[np.ndarray, np.ndarray]:
+    """Per-slice model-grid [S, 2, 128, 128] (DWI, ADC) float32 and the truth on the model grid [S, 128, 128] u8."""
+    p = study.params
+    d, a = normalise(study.dwi, study.adc)
+    dm = to_model_grid(d, p.pixel_spacing, p.pixel_spacing)
+    am = to_model_grid(a, p.pixel_spacing, p.pixel_spacing)
+    mm = to_model_grid(study.mask.astype(np.float32), p.pixel_spacing, p.pixel_spacing) > 0.5
+    return np.stack([dm, am], 1).astype(np.float32), mm.astype(np.uint8)
+
+
+def six_channels(x2: np.ndarray) -> np.ndarray:
+    """[S, 2, H, W] -> [S, 6, H, W]: DWI(z-1), DWI(z), DWI(z+1), ADC(z-1), ADC(z), ADC(z+1), edges replicated."""
+    S = x2.shape[0]
+    zm = np.clip(np.arange(S) - 1, 0, S - 1)
+    zp = np.clip(np.arange(S) + 1, 0, S - 1)
+    return np.stack([x2[zm, 0], x2[:, 0], x2[zp, 0], x2[zm, 1], x2[:, 1], x2[zp, 1]], 1)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Dataset build: one npz per split with model-grid slices; test studies also keep the acquisition grid
+# ----------------------------------------------------------------------------------------------------------
+def build_split(split: str, n_studies: int, out_dir: Path, seed0: int = 0, keep_acq: bool = False,
+                matrix_choices=(128, 144, 160, 192, 224)) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    f = out_dir / f"{split}_{n_studies}_{seed0}.npz"
+    if f.exists():
+        return f
+    subjects = load_splits()[split]
+    xs, ys, sid, metas, acq = [], [], [], [], {}
+    t0 = time.time()
+    for i in range(n_studies):
+        st = generate_study(split, seed0 + i, subjects, matrix_choices)
+        x2, y = model_inputs(st)
+        xs.append(x2.astype(np.float16))
+        ys.append(y)
+        sid.append(np.full(len(y), i, np.int32))
+        metas.append(asdict(st.params))
+        if keep_acq:
+            acq[f"dwi_{i}"] = st.dwi
+            acq[f"adc_{i}"] = st.adc
+            acq[f"mask_{i}"] = st.mask
+        if (i + 1) % 20 == 0:
+            print(f"{split}: {i + 1}/{n_studies} studies, {time.time() - t0:.0f}s", flush=True)
+    np.savez(f, x=np.concatenate(xs), y=np.concatenate(ys), study=np.concatenate(sid),
+             meta=json.dumps(metas), **acq)
+    return f
+
+
+def write_fixture(study: Study, out: Path, note: str) -> Dict:
+    out.mkdir(parents=True, exist_ok=True)
+    p = study.params
+
+    def wr(name: str, arr: np.ndarray):
+        with gzip.GzipFile(out / name, "wb", compresslevel=9, mtime=0) as g:
+            g.write(np.ascontiguousarray(arr).astype(arr.dtype.newbyteorder("<")).tobytes())
+
+    wr("dwi.u16.gz", study.dwi)
+    wr("b0.u16.gz", study.b0)
+    wr("adc.u16.gz", study.adc)
+    wr("mask.u8.gz", study.mask)
+    vox_ml = p.pixel_spacing * p.pixel_spacing * p.slice_spacing / 1000.0
+    meta = {
+        "rows": p.rows, "columns": p.columns, "slices": p.slices,
+        "pixelSpacing": [p.pixel_spacing, p.pixel_spacing],
+        "sliceThickness": p.slice_thickness, "sliceSpacing": p.slice_spacing,
+        "bValue": p.b_value,
+        "imageOrientationPatient": study.iop,
+        "imagePositionPatientFirst": study.ipp_first,
+        "lesionVoxels": int(study.mask.sum()),
+        "lesionVolumeMl": round(float(study.mask.sum()) * vox_ml, 3),
+        "lesionSlices": [int(z) for z in np.nonzero(study.mask.reshape(p.slices, -1).any(1))[0]],
+        "seed": p.seed, "split": p.split,
+        "sourceLesionMap": (f"{p.subject}_lesion.nii.gz" if p.subject else None),
+        "generator": "models/training/phantoms.py",
+        "note": note,
+        "units": {"dwi": "scanner units (uint16)", "b0": "scanner units (uint16)", "adc": "10^-6 mm2/s (uint16)",
+                  "mask": "0/1 truth (>=50% lesioned parenchyma in the voxel)"},
+        "layout": "little-endian, slice-major then row-major: value(z, r, c) at (z*rows + r)*columns + c; slices ascending along the normal",
+    }
+    (out / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
+    return meta
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--splits", action="store_true", help="write splits.json")
+    ap.add_argument("--preview", type=int, default=None, help="write a PNG preview of one test study (seed)")
+    ap.add_argument("--build", nargs=2, metavar=("SPLIT", "N"), help="build model-grid slices for N studies")
+    ap.add_argument("--seed0", type=int, default=0)
+    ap.add_argument("--matrix", default="128,144,160,192,224", help="acquisition matrix choices")
+    ap.add_argument("--out", default=str(CACHE))
+    a = ap.parse_args()
+    if a.splits:
+        sp = load_splits()
+        print({k: len(v) for k, v in sp.items()})
+    if a.build:
+        print(build_split(a.build[0], int(a.build[1]), Path(a.out), a.seed0, keep_acq=a.build[0] == "test",
+                          matrix_choices=tuple(int(x) for x in a.matrix.split(","))))
+    if a.preview is not None:
+        t0 = time.time()
+        st = generate_study("test", a.preview)
+        print("generated in", round(time.time() - t0, 2), "s", asdict(st.params))
+        print("mask voxels", st.mask.sum(), "slices", st.mask.shape)
+        np.savez_compressed(CACHE / f"preview_{a.preview}.npz", dwi=st.dwi, adc=st.adc, b0=st.b0, mask=st.mask)
+
+
+if __name__ == "__main__":
+    main()
