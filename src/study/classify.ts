@@ -1,0 +1,196 @@
+/**
+ * Series classification. Order of evidence: SOP class and Modality, ImageType/FrameType values,
+ * DiffusionBValue (0018,9087) per frame (classic or MRDiffusionSequence), vendor private b-values
+ * where the standard one is absent, AcquisitionContrast and MR timing (TR/TE/TI), contrast agent;
+ * SeriesDescription only as a last resort. Every decision carries the reason in words.
+ */
+import { NaturalDataset, num, nums, seq, str, strs } from '../dicom/dcmjs';
+import { FrameInfo, InstanceHeader } from './header';
+
+export type SeriesClass = 'DWI' | 'ADC' | 'TRACEW' | 'CT' | 'FLAIR' | 'T1' | 'T1C' | 'T2' | 'IGNORED';
+
+export interface Classification {
+  classification: SeriesClass;
+  usable: boolean;
+  reason: string;
+}
+
+const IMAGE_SOP_CLASSES: Record<string, string> = {
+  '1.2.840.10008.5.1.4.1.1.2': 'CT Image',
+  '1.2.840.10008.5.1.4.1.1.2.1': 'Enhanced CT Image',
+  '1.2.840.10008.5.1.4.1.1.2.2': 'Legacy Converted Enhanced CT Image',
+  '1.2.840.10008.5.1.4.1.1.4': 'MR Image',
+  '1.2.840.10008.5.1.4.1.1.4.1': 'Enhanced MR Image',
+  '1.2.840.10008.5.1.4.1.1.4.4': 'Legacy Converted Enhanced MR Image',
+};
+
+const IGNORED_IMAGE_TYPES = ['LOCALIZER', 'SCOUT', 'MIP', 'MINIP', 'PROJECTION IMAGE', 'VOLUME RENDERING', 'SCREEN SAVE'];
+/** Diffusion derivatives the models do not use. */
+const DIFFUSION_DERIVATIVES: Record<string, string> = {
+  FA: 'fractional anisotropy',
+  COLFA: 'colour FA',
+  FA_COLOR: 'colour FA',
+  TENSOR: 'diffusion tensor',
+  TENSOR_B0: 'diffusion tensor b0',
+  EADC: 'exponential ADC',
+  EXP: 'exponential ADC',
+  EXPONENTIAL: 'exponential ADC',
+  TRACE_EXP: 'exponential ADC',
+  EXP_ADC: 'exponential ADC',
+};
+const HEAD_BODY_PART = /HEAD|BRAIN|SKULL|NEURO|CEREBR|CRANI/i;
+
+function timing(ds: NaturalDataset): { tr?: number; te?: number; ti?: number } {
+  const shared = seq(ds, 'SharedFunctionalGroupsSequence')[0];
+  const perFrame = seq(ds, 'PerFrameFunctionalGroupsSequence')[0];
+  const fg = (name: string): NaturalDataset | undefined =>
+    (perFrame ? seq(perFrame, name)[0] : undefined) ?? (shared ? seq(shared, name)[0] : undefined);
+  const trSeq = fg('MRTimingAndRelatedParametersSequence');
+  const tr = num(ds, 'RepetitionTime') ?? (trSeq ? num(trSeq, 'RepetitionTime') : undefined);
+  const echo = fg('MREchoSequence');
+  const te = num(ds, 'EchoTime') ?? (echo ? num(echo, 'EffectiveEchoTime') : undefined) ?? num(ds, 'EffectiveEchoTime');
+  const mod = fg('MRModifierSequence');
+  const ti =
+    num(ds, 'InversionTime') ??
+    (nums(ds, 'InversionTimes')[0] as number | undefined) ??
+    (mod ? (nums(mod, 'InversionTimes')[0] as number | undefined) ?? num(mod, 'InversionTime') : undefined);
+  return { tr, te, ti: ti !== undefined && Number.isFinite(ti) && ti > 0 ? ti : undefined };
+}
+
+export function hasContrast(ds: NaturalDataset): boolean {
+  const agent = (str(ds, 'ContrastBolusAgent') ?? '').trim();
+  if (agent && !/^(NONE|NO|N\/A|-)$/i.test(agent)) return true;
+  return seq(ds, 'ContrastBolusAgentSequence').length > 0;
+}
+
+/** b-value clusters: b ≤ 50 counts as b0; others rounded to the nearest 10 s/mm². */
+export function bKey(b: number): number {
+  return b <= 50 ? 0 : Math.round(b / 10) * 10;
+}
+
+/**
+ * Classify one series from its headers. `frames` are all frames of the series.
+ */
+export function classifySeries(headers: InstanceHeader[]): Classification {
+  const readable = headers.filter((h) => !h.error);
+  if (readable.length === 0) {
+    return { classification: 'IGNORED', usable: false, reason: headers[0]?.error ?? 'no readable instance' };
+  }
+  const ds = readable[0].ds;
+  const frames: FrameInfo[] = readable.flatMap((h) => h.frames);
+  const sopClass = str(ds, 'SOPClassUID') ?? '';
+  const modality = (str(ds, 'Modality') ?? '').toUpperCase();
+  const desc = str(ds, 'SeriesDescription') ?? '';
+  const imageTypes = new Set(frames.flatMap((f) => f.imageType));
+  const itText = [...new Set(readable.map((h) => strs(h.ds, 'ImageType').join('\\')))].join(' | ');
+
+  if (!(sopClass in IMAGE_SOP_CLASSES)) {
+    const sc = sopClass.startsWith('1.2.840.10008.5.1.4.1.1.7') ? 'Secondary Capture' : `SOP class ${sopClass || '(none)'}`;
+    return { classification: 'IGNORED', usable: false, reason: `${sc}: not an acquired CT/MR image` };
+  }
+  const ignoredType = IGNORED_IMAGE_TYPES.find((t) => imageTypes.has(t));
+  if (ignoredType) {
+    return { classification: 'IGNORED', usable: false, reason: `ImageType contains ${ignoredType} (${itText})` };
+  }
+  if (imageTypes.has('MOSAIC')) {
+    return {
+      classification: 'IGNORED',
+      usable: false,
+      reason: `Siemens MOSAIC image (ImageType ${itText}): mosaic un-tiling is not implemented`,
+    };
+  }
+  const bodyPart = str(ds, 'BodyPartExamined');
+  const bodyPartOk = !bodyPart || HEAD_BODY_PART.test(bodyPart);
+
+  if (modality === 'CT') {
+    const kernel = str(ds, 'ConvolutionKernel');
+    const thick = num(ds, 'SliceThickness') ?? frames[0]?.sliceThickness;
+    const detail = `kernel ${kernel ?? 'unknown'}, slice thickness ${thick ?? 'unknown'} mm`;
+    if (!bodyPartOk) return { classification: 'CT', usable: false, reason: `CT of BodyPartExamined ${bodyPart}, not head (${detail})` };
+    if (hasContrast(ds)) {
+      return {
+        classification: 'CT',
+        usable: false,
+        reason: `contrast-enhanced CT (ContrastBolusAgent "${str(ds, 'ContrastBolusAgent') ?? 'sequence'}"): the synthesis model expects non-contrast CT (${detail})`,
+      };
+    }
+    return { classification: 'CT', usable: true, reason: `Modality CT, ImageType ${itText}, no contrast agent; ${detail}` };
+  }
+  if (modality !== 'MR') return { classification: 'IGNORED', usable: false, reason: `Modality ${modality || '(none)'} is not CT or MR` };
+  if (!bodyPartOk) {
+    return { classification: 'IGNORED', usable: false, reason: `BodyPartExamined ${bodyPart}: not a head examination` };
+  }
+
+  // Diffusion derivatives named in ImageType/FrameType (Siemens, Philips, GE use values 3/4).
+  const deriv = Object.keys(DIFFUSION_DERIVATIVES).find((t) => imageTypes.has(t));
+  if (deriv) {
+    return {
+      classification: 'IGNORED',
+      usable: false,
+      reason: `diffusion derivative (${DIFFUSION_DERIVATIVES[deriv]}), ImageType ${itText}: not a model input`,
+    };
+  }
+  if (imageTypes.has('ADC') || imageTypes.has('ADC_UNSPECIFIED')) {
+    return { classification: 'ADC', usable: true, reason: `ImageType ${itText} names an ADC map computed by the scanner` };
+  }
+  const derivedIso = imageTypes.has('DERIVED') && frames.some((f) => (f.directionality ?? '').toUpperCase() === 'ISOTROPIC');
+  if (imageTypes.has('TRACEW') || imageTypes.has('TRACE') || imageTypes.has('ISOTROPIC') || (derivedIso && frames.some((f) => (f.bValue ?? 0) > 50))) {
+    const bs = [...new Set(frames.map((f) => bKey(f.bValue ?? 0)))].sort((a, b) => a - b);
+    return {
+      classification: 'TRACEW',
+      usable: true,
+      reason: `isotropic (trace) DWI from the scanner: ImageType ${itText}; b = ${bs.join(', ')} s/mm² from ${frames.find((f) => f.bValueSource)?.bValueSource ?? 'no b-value tag'}`,
+    };
+  }
+  const acqContrast = (str(ds, 'AcquisitionContrast') ?? '').toUpperCase();
+  const hasStdB = frames.some((f) => f.bValueSource?.includes('0018,9087'));
+  const maxB = Math.max(0, ...frames.map((f) => f.bValue ?? 0));
+  if (maxB > 50 || (hasStdB && (acqContrast === 'DIFFUSION' || imageTypes.has('DIFFUSION')))) {
+    const srcs = [...new Set(frames.map((f) => f.bValueSource).filter((x): x is string => !!x))];
+    const bs = [...new Set(frames.map((f) => bKey(f.bValue ?? 0)))].sort((a, b) => a - b);
+    return {
+      classification: 'DWI',
+      usable: true,
+      reason: `diffusion-weighted: b = ${bs.join(', ')} s/mm² from ${srcs.join(' and ')}${acqContrast ? `, AcquisitionContrast ${acqContrast}` : ''}`,
+    };
+  }
+  if (acqContrast === 'DIFFUSION') {
+    return { classification: 'IGNORED', usable: false, reason: 'AcquisitionContrast DIFFUSION but no b-value found in any standard or private tag' };
+  }
+
+  const contrast = hasContrast(ds);
+  const t1 = (why: string): Classification =>
+    contrast
+      ? { classification: 'T1C', usable: true, reason: `${why}; ContrastBolusAgent "${str(ds, 'ContrastBolusAgent') ?? 'sequence'}" → post-contrast` }
+      : { classification: 'T1', usable: true, reason: `${why}; no contrast agent recorded` };
+  if (acqContrast === 'FLUID_ATTENUATED' || acqContrast === 'FLAIR') {
+    return { classification: 'FLAIR', usable: true, reason: `AcquisitionContrast ${acqContrast}` };
+  }
+  if (acqContrast === 'T1') return t1('AcquisitionContrast T1');
+  if (acqContrast === 'T2') return { classification: 'T2', usable: true, reason: 'AcquisitionContrast T2' };
+
+  const { tr, te, ti } = timing(ds);
+  const tt = `TR ${tr ?? '?'} ms, TE ${te ?? '?'} ms${ti ? `, TI ${ti} ms` : ''}`;
+  if (ti !== undefined && te !== undefined) {
+    if (ti >= 1400 && te >= 50) return { classification: 'FLAIR', usable: true, reason: `long-TI inversion recovery with long TE (${tt})` };
+    if (ti >= 300 && ti < 1400 && te < 20) return t1(`inversion-prepared short-TE acquisition, T1-weighted (${tt})`);
+  }
+  if (ti === undefined && te !== undefined && tr !== undefined) {
+    if (te < 30 && tr < 1000) return t1(`short TR and short TE, T1-weighted (${tt})`);
+    if (te >= 60 && tr >= 1500) return { classification: 'T2', usable: true, reason: `long TR and long TE, T2-weighted (${tt})` };
+  }
+
+  // Last resort: SeriesDescription.
+  const d = desc.toLowerCase();
+  const why = (k: string): string => `SeriesDescription "${desc}" suggests ${k} (tags were not conclusive: ${tt})`;
+  if (/flair|\bdark.?fluid/.test(d)) return { classification: 'FLAIR', usable: true, reason: why('FLAIR') };
+  if (/\badc\b|apparent diff/.test(d)) return { classification: 'ADC', usable: true, reason: why('ADC') };
+  if (/t1|mprage|spgr|bravo|tfl|mp-rage/.test(d)) {
+    if (contrast || /post|\+c|gad|\bgd\b|contrast|\bkm\b|\bce\b/.test(d)) {
+      return { classification: 'T1C', usable: true, reason: why('post-contrast T1') };
+    }
+    return { classification: 'T1', usable: true, reason: why('T1') };
+  }
+  if (/t2/.test(d)) return { classification: 'T2', usable: true, reason: why('T2') };
+  return { classification: 'IGNORED', usable: false, reason: `no rule matched (Modality MR, ImageType ${itText}, ${tt}, SeriesDescription "${desc}")` };
+}
