@@ -6,6 +6,13 @@ import { Config, ConfigSchema } from './schema';
 
 export class ConfigError extends Error {}
 
+/**
+ * The embedded default configuration (`npm start` with no file): loopback only, local store in
+ * ./var, no destination, no external service. Any calling AE is accepted because only processes
+ * on this machine can reach 127.0.0.1; a deployment lists its peers in dimse.allowedPeers.
+ */
+export const EMBEDDED_DEFAULTS = { dimse: { allowAnyCaller: true } } as const;
+
 /** Turn zod issues into one line per bad key, naming the key ("dimse.port: Expected number"). */
 export function formatConfigError(err: ZodError, source: string): string {
   const lines = err.issues.map((i) => `  ${i.path.join('.') || '(root)'}: ${i.message}`);
@@ -29,7 +36,7 @@ export function loadConfig(file = process.env.STROKE_NODE_CONFIG): { config: Con
     const def = path.resolve('dicom-config', 'node.yaml');
     if (fs.existsSync(def)) candidate = def;
   }
-  if (!candidate) return { config: parseConfig({}, 'embedded defaults'), source: 'embedded defaults' };
+  if (!candidate) return { config: parseConfig(EMBEDDED_DEFAULTS, 'embedded defaults'), source: 'embedded defaults' };
   let text: string;
   try {
     text = fs.readFileSync(candidate, 'utf8');

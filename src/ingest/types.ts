@@ -1,0 +1,3 @@
+import { Config } from '../config/schema';
+export type DimseConfig = Config['dimse'];
+export type HttpConfig = Config['http'];

@@ -1,0 +1,235 @@
+/**
+ * Study jobs and their stability, durable in SQLite (the embedded, single-process backend).
+ *
+ * Life of a job: an instance arrives → the study's `collecting` job is created or extended →
+ * when no instance arrived for the route's quiet period (or the route's required series are all
+ * present and a short settle time passed) it becomes `ready` → a worker claims it (`running`) →
+ * `done` / `not_processed` (nothing usable, with the reason) / `failed` (retried up to
+ * maxAttempts, then `dead`). An instance arriving after hand-off opens a NEW job linked to the
+ * previous one (previous_job_id), so late data is never lost and never silently merged into a
+ * result already sent. Everything lives in the database, so a restart resumes where it stopped:
+ * a `running` job found at start-up goes back to `ready`.
+ *
+ * The `JobQueue` interface is what stages use; a BullMQ/Redis backend can implement it too.
+ */
+import { Db } from '../store/db';
+import { ArrivalHint } from '../store/instances';
+
+export type JobState = 'collecting' | 'ready' | 'running' | 'done' | 'not_processed' | 'failed' | 'dead';
+export type Priority = 'urgent' | 'normal' | 'research';
+
+export interface StudyJob {
+  id: number;
+  studyUid: string;
+  route: string;
+  priority: Priority;
+  state: JobState;
+  createdAt: number;
+  lastInstanceAt: number;
+  instanceCount: number;
+  readyAt: number | null;
+  startedAt: number | null;
+  finishedAt: number | null;
+  previousJobId: number | null;
+  attempts: number;
+  /** Why it was handed on: 'quiet-period' | 'required-series' | 'retry'. */
+  handoff: string | null;
+  /** JSON written by the pipeline (route taken, outputs, timings). */
+  outcome: unknown;
+  error: string | null;
+}
+
+export interface StabilityRule {
+  route: string;
+  quietPeriodMs: number;
+  requiredSeries: ArrivalHint[];
+  priority: Priority;
+}
+
+export interface JobQueue {
+  noteArrival(studyUid: string, route: string, hint: ArrivalHint, priority: Priority, now?: number): StudyJob;
+  /** Move collecting jobs whose study is stable to ready; returns those moved. */
+  promoteStable(rules: Map<string, StabilityRule>, now?: number): StudyJob[];
+  /** Take the next ready job (urgent first, then oldest). */
+  claim(now?: number): StudyJob | undefined;
+  complete(id: number, state: 'done' | 'not_processed', outcome: unknown, now?: number): void;
+  fail(id: number, error: string, maxAttempts: number, now?: number): StudyJob;
+  retry(id: number, now?: number): boolean;
+  get(id: number): StudyJob | undefined;
+  list(opts?: { states?: JobState[]; limit?: number }): StudyJob[];
+  counts(): Record<JobState, number>;
+}
+
+/** After the last required series arrived, wait this long for stragglers of the same burst. */
+export const REQUIRED_SERIES_SETTLE_MS = 1000;
+
+const PRIORITY_ORDER = "CASE priority WHEN 'urgent' THEN 0 WHEN 'normal' THEN 1 ELSE 2 END";
+
+export class EmbeddedQueue implements JobQueue {
+  constructor(private readonly db: Db) {
+    db.exec(`
+      CREATE TABLE IF NOT EXISTS jobs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        study_uid TEXT NOT NULL,
+        route TEXT NOT NULL,
+        priority TEXT NOT NULL DEFAULT 'urgent',
+        state TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        last_instance_at INTEGER NOT NULL,
+        instance_count INTEGER NOT NULL DEFAULT 0,
+        hints TEXT NOT NULL DEFAULT '',
+        ready_at INTEGER,
+        started_at INTEGER,
+        finished_at INTEGER,
+        previous_job_id INTEGER REFERENCES jobs(id),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        handoff TEXT,
+        outcome TEXT,
+        error TEXT
+      );
+      CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);
+      CREATE INDEX IF NOT EXISTS jobs_study ON jobs(study_uid);
+    `);
+    // Restart: a job that was running when the process died is handed on again.
+    db.prepare("UPDATE jobs SET state = 'ready', handoff = 'restart' WHERE state = 'running'").run();
+  }
+
+  noteArrival(studyUid: string, route: string, hint: ArrivalHint, priority: Priority, now = Date.now()): StudyJob {
+    const tx = this.db.transaction(() => {
+      const open = this.db
+        .prepare("SELECT id, hints FROM jobs WHERE study_uid = ? AND route = ? AND state = 'collecting' ORDER BY id DESC LIMIT 1")
+        .get(studyUid, route) as { id: number; hints: string } | undefined;
+      if (open) {
+        const hints = new Set(open.hints.split(',').filter(Boolean));
+        hints.add(hint);
+        this.db
+          .prepare('UPDATE jobs SET last_instance_at = ?, instance_count = instance_count + 1, hints = ? WHERE id = ?')
+          .run(now, [...hints].join(','), open.id);
+        return open.id;
+      }
+      const prev = this.db
+        .prepare('SELECT id FROM jobs WHERE study_uid = ? AND route = ? ORDER BY id DESC LIMIT 1')
+        .get(studyUid, route) as { id: number } | undefined;
+      const r = this.db
+        .prepare(
+          `INSERT INTO jobs (study_uid, route, priority, state, created_at, last_instance_at, instance_count, hints, previous_job_id)
+           VALUES (?, ?, ?, 'collecting', ?, ?, 1, ?, ?)`,
+        )
+        .run(studyUid, route, priority, now, now, hint, prev?.id ?? null);
+      return Number(r.lastInsertRowid);
+    });
+    return this.get(tx())!;
+  }
+
+  promoteStable(rules: Map<string, StabilityRule>, now = Date.now()): StudyJob[] {
+    const collecting = this.db.prepare("SELECT * FROM jobs WHERE state = 'collecting'").all() as Record<string, unknown>[];
+    const moved: StudyJob[] = [];
+    for (const row of collecting) {
+      const rule = rules.get(String(row.route));
+      const quiet = rule?.quietPeriodMs ?? 5000;
+      const last = Number(row.last_instance_at);
+      let handoff: string | undefined;
+      if (now - last >= quiet) handoff = 'quiet-period';
+      else if (rule && rule.requiredSeries.length > 0) {
+        const hints = new Set(String(row.hints).split(','));
+        if (rule.requiredSeries.every((h) => hints.has(h)) && now - last >= REQUIRED_SERIES_SETTLE_MS) handoff = 'required-series';
+      }
+      if (!handoff) continue;
+      const changed = this.db
+        .prepare("UPDATE jobs SET state = 'ready', ready_at = ?, handoff = ? WHERE id = ? AND state = 'collecting'")
+        .run(now, handoff, row.id).changes;
+      if (changed) moved.push(this.get(Number(row.id))!);
+    }
+    return moved;
+  }
+
+  claim(now = Date.now()): StudyJob | undefined {
+    const tx = this.db.transaction(() => {
+      const row = this.db
+        .prepare(`SELECT id FROM jobs WHERE state = 'ready' AND (ready_at IS NULL OR ready_at <= ?) ORDER BY ${PRIORITY_ORDER}, ready_at, id LIMIT 1`)
+        .get(now) as { id: number } | undefined;
+      if (!row) return undefined;
+      this.db.prepare("UPDATE jobs SET state = 'running', started_at = ?, attempts = attempts + 1 WHERE id = ?").run(now, row.id);
+      return row.id;
+    });
+    const id = tx();
+    return id === undefined ? undefined : this.get(id);
+  }
+
+  complete(id: number, state: 'done' | 'not_processed', outcome: unknown, now = Date.now()): void {
+    this.db
+      .prepare('UPDATE jobs SET state = ?, finished_at = ?, outcome = ?, error = NULL WHERE id = ?')
+      .run(state, now, JSON.stringify(outcome ?? null), id);
+  }
+
+  fail(id: number, error: string, maxAttempts: number, now = Date.now()): StudyJob {
+    const job = this.get(id);
+    if (!job) throw new Error(`no job ${id}`);
+    if (job.attempts >= maxAttempts) {
+      this.db.prepare("UPDATE jobs SET state = 'dead', finished_at = ?, error = ? WHERE id = ?").run(now, error, id);
+    } else {
+      // Back off before the next attempt: 10 s, 40 s, 90 s …
+      const delay = 10_000 * job.attempts * job.attempts;
+      this.db.prepare("UPDATE jobs SET state = 'ready', ready_at = ?, error = ?, handoff = 'retry' WHERE id = ?").run(now + delay, error, id);
+    }
+    return this.get(id)!;
+  }
+
+  retry(id: number, now = Date.now()): boolean {
+    return (
+      this.db
+        .prepare("UPDATE jobs SET state = 'ready', ready_at = ?, attempts = 0, handoff = 'operator-retry' WHERE id = ? AND state IN ('failed','dead','not_processed','done')")
+        .run(now, id).changes > 0
+    );
+  }
+
+  get(id: number): StudyJob | undefined {
+    const r = this.db.prepare('SELECT * FROM jobs WHERE id = ?').get(id) as Record<string, unknown> | undefined;
+    return r ? rowToJob(r) : undefined;
+  }
+
+  list(opts: { states?: JobState[]; limit?: number } = {}): StudyJob[] {
+    const limit = opts.limit ?? 50;
+    if (opts.states?.length) {
+      const q = `SELECT * FROM jobs WHERE state IN (${opts.states.map(() => '?').join(',')}) ORDER BY id DESC LIMIT ?`;
+      return (this.db.prepare(q).all(...opts.states, limit) as Record<string, unknown>[]).map(rowToJob);
+    }
+    return (this.db.prepare('SELECT * FROM jobs ORDER BY id DESC LIMIT ?').all(limit) as Record<string, unknown>[]).map(rowToJob);
+  }
+
+  counts(): Record<JobState, number> {
+    const out: Record<JobState, number> = { collecting: 0, ready: 0, running: 0, done: 0, not_processed: 0, failed: 0, dead: 0 };
+    for (const r of this.db.prepare('SELECT state, COUNT(*) AS n FROM jobs GROUP BY state').all() as { state: JobState; n: number }[]) {
+      out[r.state] = r.n;
+    }
+    return out;
+  }
+}
+
+function rowToJob(r: Record<string, unknown>): StudyJob {
+  const n = (v: unknown) => (v === null || v === undefined ? null : Number(v));
+  let outcome: unknown = null;
+  try {
+    outcome = r.outcome ? JSON.parse(String(r.outcome)) : null;
+  } catch {
+    outcome = null;
+  }
+  return {
+    id: Number(r.id),
+    studyUid: String(r.study_uid),
+    route: String(r.route),
+    priority: r.priority as Priority,
+    state: r.state as JobState,
+    createdAt: Number(r.created_at),
+    lastInstanceAt: Number(r.last_instance_at),
+    instanceCount: Number(r.instance_count),
+    readyAt: n(r.ready_at),
+    startedAt: n(r.started_at),
+    finishedAt: n(r.finished_at),
+    previousJobId: n(r.previous_job_id),
+    attempts: Number(r.attempts),
+    handoff: (r.handoff as string | null) ?? null,
+    outcome,
+    error: (r.error as string | null) ?? null,
+  };
+}

@@ -1,0 +1,171 @@
+/**
+ * The node: composes the stages. Nothing here knows DICOM details; it wires
+ * ingest → store → jobs (stability) → processor (study + pipelines + results) → egress.
+ */
+import * as http from 'http';
+import * as path from 'path';
+import express from 'express';
+import { Config, Route } from './config/schema';
+import { openDb, Db } from './store/db';
+import { InstanceStore, ArrivalHint } from './store/instances';
+import { DimseReceiver } from './ingest/dimse-scp';
+import { stowRouter } from './ingest/stow';
+import { EmbeddedQueue, JobQueue, StabilityRule, StudyJob } from './jobs/queue';
+import { StoredInstance } from './types';
+import { log, ref } from './util/log';
+
+export const NODE_VERSION: string = (() => {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    return require(path.resolve(__dirname, '..', 'package.json')).version as string;
+  } catch {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    return require(path.resolve(__dirname, '..', '..', 'package.json')).version as string;
+  }
+})();
+
+export interface ProcessResult {
+  state: 'done' | 'not_processed';
+  outcome: unknown;
+}
+
+/** What a processor gets: the job, its instances, and the route it came in on. */
+export type StudyProcessor = (job: StudyJob, instances: StoredInstance[], route: Route) => Promise<ProcessResult>;
+
+export interface NodeHooks {
+  processor?: StudyProcessor;
+  /** Extra express routers (admin, metrics) mounted by main. */
+  mount?: (app: express.Express, node: StrokeNode) => void;
+}
+
+export function matchRoute(routes: Route[], calledAe: string | undefined, callingAe: string): Route | undefined {
+  return routes.find(
+    (r) => (!r.match.calledAeTitle || r.match.calledAeTitle === calledAe) && (!r.match.callingAeTitle || r.match.callingAeTitle === callingAe),
+  );
+}
+
+export class StrokeNode {
+  readonly db: Db;
+  readonly store: InstanceStore;
+  readonly queue: JobQueue;
+  readonly dimse?: DimseReceiver;
+  readonly app: express.Express;
+  private httpServer?: http.Server;
+  private ticker?: NodeJS.Timeout;
+  private working = false;
+  paused = false;
+  readonly startedAt = Date.now();
+  private readonly rules: Map<string, StabilityRule>;
+  private processor: StudyProcessor;
+  /** Promise of the job in progress (tests and shutdown wait on it). */
+  private inFlight: Promise<void> = Promise.resolve();
+
+  constructor(
+    readonly config: Config,
+    hooks: NodeHooks = {},
+  ) {
+    this.db = openDb(config.storage.dir);
+    this.store = new InstanceStore(this.db, config.storage.dir, config.storage.minFreeMb);
+    this.queue = new EmbeddedQueue(this.db);
+    this.rules = new Map(
+      config.routes.map((r) => [
+        r.name,
+        { route: r.name, quietPeriodMs: r.quietPeriodSeconds * 1000, requiredSeries: r.requiredSeries as ArrivalHint[], priority: r.priority },
+      ]),
+    );
+    this.processor = hooks.processor ?? (async () => ({ state: 'not_processed', outcome: { reason: 'no processor configured' } }));
+
+    this.store.onStored((r, ctx) => {
+      if (r.status !== 'stored') return; // duplicates are counted, never reprocessed
+      const route = matchRoute(config.routes, ctx.calledAe, ctx.sourceAe);
+      if (!route) {
+        log.warn('instance matches no route; kept but not processed', { event: 'route.none', study: ref(r.instance.studyInstanceUid), callingAe: ctx.sourceAe });
+        return;
+      }
+      const hint = (this.db.prepare('SELECT hint FROM instances WHERE sop_instance_uid = ?').get(r.instance.sopInstanceUid) as { hint: ArrivalHint }).hint;
+      this.queue.noteArrival(r.instance.studyInstanceUid, route.name, hint, route.priority);
+    });
+
+    if (config.dimse.enabled) this.dimse = new DimseReceiver(config.dimse, this.store);
+
+    this.app = express();
+    this.app.disable('x-powered-by');
+    this.app.get('/healthz', (_req, res) => res.json({ status: 'ok', version: NODE_VERSION, uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000) }));
+    this.app.use(
+      '/dicom-web',
+      stowRouter(this.store, {
+        bearerToken: config.http.stowBearerToken,
+        publicBase: () => `http://${config.http.host}:${this.httpPort}/dicom-web`,
+      }),
+    );
+    hooks.mount?.(this.app, this);
+  }
+
+  get httpPort(): number {
+    const a = this.httpServer?.address();
+    return a && typeof a === 'object' ? a.port : this.config.http.port;
+  }
+
+  get dimsePort(): number | undefined {
+    return this.dimse?.port;
+  }
+
+  setProcessor(p: StudyProcessor): void {
+    this.processor = p;
+  }
+
+  async start(): Promise<void> {
+    const rec = this.store.recover();
+    if (rec.removedTemp || rec.reindexed) log.info('store recovered after restart', { event: 'store.recovered', ...rec });
+    await this.dimse?.start();
+    this.httpServer = http.createServer(this.app);
+    await new Promise<void>((resolve, reject) => {
+      this.httpServer!.once('error', reject);
+      this.httpServer!.listen(this.config.http.port, this.config.http.host, () => resolve());
+    });
+    log.info('HTTP listening', { event: 'http.listening', host: this.config.http.host, port: this.httpPort });
+    this.ticker = setInterval(() => this.tick(), 250);
+  }
+
+  /** One scheduler step: promote stable studies, run one ready job if idle. */
+  tick(now = Date.now()): void {
+    for (const j of this.queue.promoteStable(this.rules, now)) {
+      log.info('study stable, handed on', { event: 'study.ready', job: j.id, study: ref(j.studyUid), instances: j.instanceCount, handoff: j.handoff, linkedTo: j.previousJobId });
+    }
+    if (this.working || this.paused) return;
+    const job = this.queue.claim(now);
+    if (!job) return;
+    this.working = true;
+    this.inFlight = this.runJob(job).finally(() => {
+      this.working = false;
+    });
+  }
+
+  private async runJob(job: StudyJob): Promise<void> {
+    const route = this.config.routes.find((r) => r.name === job.route) ?? this.config.routes[0];
+    const instances = this.store.listStudy(job.studyUid);
+    const t0 = Date.now();
+    try {
+      const r = await this.processor(job, instances, route);
+      this.queue.complete(job.id, r.state, r.outcome);
+      log.info('study processed', { event: 'study.processed', job: job.id, study: ref(job.studyUid), state: r.state, ms: Date.now() - t0 });
+    } catch (e) {
+      const j = this.queue.fail(job.id, (e as Error).message, 3);
+      log.error('study processing failed', { event: 'study.failed', job: job.id, study: ref(job.studyUid), error: (e as Error).message, state: j.state });
+    }
+  }
+
+  /** Wait until no job is running (tests, shutdown). */
+  async idle(): Promise<void> {
+    await this.inFlight;
+  }
+
+  async stop(): Promise<void> {
+    if (this.ticker) clearInterval(this.ticker);
+    await this.dimse?.stop();
+    await new Promise<void>((resolve) => (this.httpServer ? this.httpServer.close(() => resolve()) : resolve()));
+    this.httpServer?.closeAllConnections?.();
+    await this.inFlight;
+    this.db.close();
+  }
+}

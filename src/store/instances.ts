@@ -1,0 +1,375 @@
+/**
+ * The instance store: Part 10 files on disk + one index row per SOP instance in SQLite.
+ *
+ * Durability contract (what "acknowledged" means): a receiver writes the incoming bytes to a
+ * temporary file under <dir>/tmp, then calls `commit()`, which fsyncs the file, parses its header,
+ * renames it into <dir>/instances/…, fsyncs the folder and commits the index row (synchronous=FULL).
+ * Only after `commit()` resolves does the receiver send success. A crash at any point before that
+ * leaves either a temp file (deleted at start-up) or a renamed file with no row (re-indexed at
+ * start-up), never a row without its file.
+ */
+import * as crypto from 'crypto';
+import * as fs from 'fs';
+import * as path from 'path';
+import { NaturalDataset, readPart10, str, strs } from '../dicom/dcmjs';
+import { StoredInstance } from '../types';
+import { Db } from './db';
+
+export type StoreErrorCode = 'malformed' | 'out-of-space' | 'io';
+
+export class StoreError extends Error {
+  constructor(
+    public readonly code: StoreErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface CommitContext {
+  /** Calling AE (DIMSE) or "STOW-RS". */
+  sourceAe: string;
+  calledAe?: string;
+  /** If the transport announced the SOP instance UID (C-STORE command), it must match the dataset. */
+  expectedSopInstanceUid?: string;
+}
+
+export interface CommitResult {
+  status: 'stored' | 'duplicate';
+  instance: StoredInstance;
+  header: NaturalDataset;
+}
+
+/** Hint about what a series is, computed cheaply at arrival (used for early hand-off only). */
+export type ArrivalHint = 'DWI' | 'ADC' | 'CT' | 'OTHER';
+
+export interface InstanceRow extends StoredInstance {
+  patientId: string | null;
+  patientName: string | null;
+  modality: string | null;
+  seriesDescription: string | null;
+  seriesNumber: number | null;
+  calledAe: string | null;
+  hint: ArrivalHint;
+  duplicates: number;
+}
+
+export type StoredListener = (r: CommitResult, ctx: CommitContext) => void;
+
+const HEADER_PREFIX_BYTES = 1 << 20;
+
+export function arrivalHint(h: NaturalDataset): ArrivalHint {
+  const modality = (str(h, 'Modality') ?? '').toUpperCase();
+  if (modality === 'CT') return 'CT';
+  if (modality !== 'MR') return 'OTHER';
+  const it = strs(h, 'ImageType').map((s) => s.toUpperCase());
+  const desc = (str(h, 'SeriesDescription') ?? '').toUpperCase();
+  if (it.includes('ADC') || /\bADC\b|APPARENT/.test(desc)) return 'ADC';
+  if (it.includes('DIFFUSION') || it.includes('TRACEW') || /DWI|DIFFUSION|TRACE/.test(desc)) return 'DWI';
+  return 'OTHER';
+}
+
+export class InstanceStore {
+  readonly tmpDir: string;
+  readonly instancesDir: string;
+  private listeners: StoredListener[] = [];
+  private freeCache = { at: 0, freeMb: Number.POSITIVE_INFINITY };
+
+  constructor(
+    private readonly db: Db,
+    readonly dir: string,
+    private readonly minFreeMb: number,
+  ) {
+    this.tmpDir = path.join(dir, 'tmp');
+    this.instancesDir = path.join(dir, 'instances');
+    fs.mkdirSync(this.tmpDir, { recursive: true });
+    fs.mkdirSync(this.instancesDir, { recursive: true });
+    db.exec(`
+      CREATE TABLE IF NOT EXISTS instances (
+        sop_instance_uid TEXT PRIMARY KEY,
+        sop_class_uid TEXT NOT NULL,
+        study_uid TEXT NOT NULL,
+        series_uid TEXT NOT NULL,
+        transfer_syntax TEXT NOT NULL,
+        path TEXT NOT NULL,
+        bytes INTEGER NOT NULL,
+        received_at TEXT NOT NULL,
+        source_ae TEXT NOT NULL,
+        called_ae TEXT,
+        patient_id TEXT,
+        patient_name TEXT,
+        modality TEXT,
+        series_description TEXT,
+        series_number INTEGER,
+        hint TEXT NOT NULL DEFAULT 'OTHER',
+        duplicates INTEGER NOT NULL DEFAULT 0
+      );
+      CREATE INDEX IF NOT EXISTS instances_study ON instances(study_uid);
+      CREATE INDEX IF NOT EXISTS instances_received ON instances(received_at);
+    `);
+  }
+
+  onStored(l: StoredListener): void {
+    this.listeners.push(l);
+  }
+
+  /** A fresh temporary path for an incoming instance. */
+  tempPath(): string {
+    return path.join(this.tmpDir, `${Date.now()}-${crypto.randomBytes(6).toString('hex')}.part`);
+  }
+
+  /** Free space of the storage filesystem in MB (cached for 1 s). */
+  freeMb(now = Date.now()): number {
+    if (now - this.freeCache.at > 1000) {
+      try {
+        const s = fs.statfsSync(this.dir);
+        this.freeCache = { at: now, freeMb: (s.bavail * s.bsize) / (1024 * 1024) };
+      } catch {
+        this.freeCache = { at: now, freeMb: Number.POSITIVE_INFINITY };
+      }
+    }
+    return this.freeCache.freeMb;
+  }
+
+  /** False when the disk is below the configured free-space floor: receivers must refuse data. */
+  hasSpace(): boolean {
+    return this.freeMb() >= this.minFreeMb;
+  }
+
+  /** For tests and the admin page: force a fresh free-space reading next time. */
+  invalidateSpaceCache(): void {
+    this.freeCache.at = 0;
+  }
+
+  private readHeader(file: string, size: number): { dataset: NaturalDataset; transferSyntaxUid: string } {
+    const fd = fs.openSync(file, 'r');
+    try {
+      const n = Math.min(size, HEADER_PREFIX_BYTES);
+      const buf = Buffer.alloc(n);
+      fs.readSync(fd, buf, 0, n, 0);
+      try {
+        return readPart10(buf, { untilPixelData: true });
+      } catch (e) {
+        if (n === size) throw e;
+      }
+    } finally {
+      fs.closeSync(fd);
+    }
+    // Header larger than the prefix (rare: big enhanced multi-frame headers): read it all.
+    return readPart10(fs.readFileSync(file), { untilPixelData: true });
+  }
+
+  /**
+   * Make a fully written temporary file durable and index it. On any error the temporary file is
+   * removed and a StoreError says why (the receiver turns it into a DIMSE status / HTTP error).
+   */
+  async commit(tmp: string, ctx: CommitContext): Promise<CommitResult> {
+    try {
+      return this.commitSync(tmp, ctx);
+    } catch (e) {
+      fs.rmSync(tmp, { force: true });
+      if (e instanceof StoreError) throw e;
+      const err = e as NodeJS.ErrnoException;
+      if (err.code === 'ENOSPC') throw new StoreError('out-of-space', 'storage is full');
+      throw new StoreError('io', `could not store instance: ${err.message}`);
+    }
+  }
+
+  private commitSync(tmp: string, ctx: CommitContext): CommitResult {
+    const fd = fs.openSync(tmp, 'r+');
+    let size: number;
+    try {
+      fs.fsyncSync(fd);
+      size = fs.fstatSync(fd).size;
+    } finally {
+      fs.closeSync(fd);
+    }
+    let header: NaturalDataset;
+    let ts: string;
+    try {
+      ({ dataset: header, transferSyntaxUid: ts } = this.readHeader(tmp, size));
+    } catch (e) {
+      throw new StoreError('malformed', (e as Error).message);
+    }
+    const sopInstanceUid = str(header, 'SOPInstanceUID');
+    const sopClassUid = str(header, 'SOPClassUID');
+    const studyUid = str(header, 'StudyInstanceUID');
+    const seriesUid = str(header, 'SeriesInstanceUID');
+    const missing = [
+      ['SOPInstanceUID', sopInstanceUid],
+      ['SOPClassUID', sopClassUid],
+      ['StudyInstanceUID', studyUid],
+      ['SeriesInstanceUID', seriesUid],
+    ]
+      .filter(([, v]) => !v)
+      .map(([k]) => k);
+    if (missing.length) throw new StoreError('malformed', `missing required attribute(s): ${missing.join(', ')}`);
+    if (ctx.expectedSopInstanceUid && ctx.expectedSopInstanceUid !== sopInstanceUid) {
+      throw new StoreError('malformed', 'SOPInstanceUID in the dataset differs from the C-STORE command');
+    }
+    if (!ts) throw new StoreError('malformed', 'file meta information has no TransferSyntaxUID');
+
+    const existing = this.db
+      .prepare('SELECT * FROM instances WHERE sop_instance_uid = ?')
+      .get(sopInstanceUid) as Record<string, unknown> | undefined;
+    if (existing) {
+      this.db.prepare('UPDATE instances SET duplicates = duplicates + 1 WHERE sop_instance_uid = ?').run(sopInstanceUid);
+      fs.rmSync(tmp, { force: true });
+      const instance = rowToInstance(existing);
+      return { status: 'duplicate', instance, header };
+    }
+
+    const h = (s: string) => crypto.createHash('sha1').update(s).digest('hex').slice(0, 16);
+    const destDir = path.join(this.instancesDir, h(studyUid!), h(seriesUid!));
+    fs.mkdirSync(destDir, { recursive: true });
+    const dest = path.join(destDir, `${h(sopInstanceUid!)}.dcm`);
+    fs.renameSync(tmp, dest);
+    fsyncDir(destDir);
+
+    const instance: StoredInstance = {
+      sopInstanceUid: sopInstanceUid!,
+      sopClassUid: sopClassUid!,
+      studyInstanceUid: studyUid!,
+      seriesInstanceUid: seriesUid!,
+      transferSyntaxUid: ts,
+      path: dest,
+      bytes: size,
+      receivedAt: new Date().toISOString(),
+      sourceAe: ctx.sourceAe,
+    };
+    const seriesNumber = Number(str(header, 'SeriesNumber'));
+    this.db
+      .prepare(
+        `INSERT INTO instances (sop_instance_uid, sop_class_uid, study_uid, series_uid, transfer_syntax, path, bytes,
+           received_at, source_ae, called_ae, patient_id, patient_name, modality, series_description, series_number, hint)
+         VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+      )
+      .run(
+        instance.sopInstanceUid,
+        instance.sopClassUid,
+        instance.studyInstanceUid,
+        instance.seriesInstanceUid,
+        instance.transferSyntaxUid,
+        instance.path,
+        instance.bytes,
+        instance.receivedAt,
+        instance.sourceAe,
+        ctx.calledAe ?? null,
+        str(header, 'PatientID') ?? null,
+        str(header, 'PatientName') ?? null,
+        str(header, 'Modality') ?? null,
+        str(header, 'SeriesDescription') ?? null,
+        Number.isFinite(seriesNumber) ? seriesNumber : null,
+        arrivalHint(header),
+      );
+    const result: CommitResult = { status: 'stored', instance, header };
+    for (const l of this.listeners) {
+      try {
+        l(result, ctx);
+      } catch {
+        /* a listener failing must not fail the store */
+      }
+    }
+    return result;
+  }
+
+  get(sopInstanceUid: string): InstanceRow | undefined {
+    const r = this.db.prepare('SELECT * FROM instances WHERE sop_instance_uid = ?').get(sopInstanceUid) as
+      | Record<string, unknown>
+      | undefined;
+    return r ? rowToInstanceRow(r) : undefined;
+  }
+
+  listStudy(studyUid: string): InstanceRow[] {
+    return (this.db.prepare('SELECT * FROM instances WHERE study_uid = ? ORDER BY received_at').all(studyUid) as Record<
+      string,
+      unknown
+    >[]).map(rowToInstanceRow);
+  }
+
+  count(): number {
+    return (this.db.prepare('SELECT COUNT(*) AS n FROM instances').get() as { n: number }).n;
+  }
+
+  duplicateCount(): number {
+    return (this.db.prepare('SELECT COALESCE(SUM(duplicates),0) AS n FROM instances').get() as { n: number }).n;
+  }
+
+  /** Delete a study's instances (retention). */
+  deleteStudy(studyUid: string): number {
+    const rows = this.listStudy(studyUid);
+    for (const r of rows) fs.rmSync(r.path, { force: true });
+    return this.db.prepare('DELETE FROM instances WHERE study_uid = ?').run(studyUid).changes;
+  }
+
+  /**
+   * Start-up recovery: remove half-written temporary files (never acknowledged), re-index files
+   * that were renamed into place but whose row was not committed (crash in between).
+   */
+  recover(): { removedTemp: number; reindexed: number } {
+    let removedTemp = 0;
+    for (const f of fs.readdirSync(this.tmpDir)) {
+      fs.rmSync(path.join(this.tmpDir, f), { force: true });
+      removedTemp++;
+    }
+    let reindexed = 0;
+    const known = new Set(
+      (this.db.prepare('SELECT path FROM instances').all() as { path: string }[]).map((r) => r.path),
+    );
+    const walk = (d: string): string[] =>
+      fs.readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(path.join(d, e.name)) : [path.join(d, e.name)]));
+    for (const f of walk(this.instancesDir)) {
+      if (known.has(f)) continue;
+      const tmp = this.tempPath();
+      fs.renameSync(f, tmp);
+      try {
+        this.commitSync(tmp, { sourceAe: 'RECOVERED' });
+        reindexed++;
+      } catch {
+        fs.rmSync(tmp, { force: true });
+      }
+    }
+    return { removedTemp, reindexed };
+  }
+}
+
+function fsyncDir(dir: string): void {
+  try {
+    const fd = fs.openSync(dir, 'r');
+    try {
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    /* some filesystems refuse directory fsync */
+  }
+}
+
+function rowToInstance(r: Record<string, unknown>): StoredInstance {
+  return {
+    sopInstanceUid: String(r.sop_instance_uid),
+    sopClassUid: String(r.sop_class_uid),
+    studyInstanceUid: String(r.study_uid),
+    seriesInstanceUid: String(r.series_uid),
+    transferSyntaxUid: String(r.transfer_syntax),
+    path: String(r.path),
+    bytes: Number(r.bytes),
+    receivedAt: String(r.received_at),
+    sourceAe: String(r.source_ae),
+  };
+}
+
+function rowToInstanceRow(r: Record<string, unknown>): InstanceRow {
+  return {
+    ...rowToInstance(r),
+    patientId: (r.patient_id as string | null) ?? null,
+    patientName: (r.patient_name as string | null) ?? null,
+    modality: (r.modality as string | null) ?? null,
+    seriesDescription: (r.series_description as string | null) ?? null,
+    seriesNumber: (r.series_number as number | null) ?? null,
+    calledAe: (r.called_ae as string | null) ?? null,
+    hint: (r.hint as ArrivalHint) ?? 'OTHER',
+    duplicates: Number(r.duplicates ?? 0),
+  };
+}
