@@ -34,14 +34,14 @@ export function geometricMeanTrace(directions: Volume[], bValue: number): Volume
 
 /**
  * Noise floor for the ADC: voxels whose b0 signal is below `fraction` of the median b0 of the
- * foreground (voxels above the volume mean) are background and get ADC 0, as scanners do.
+ * foreground (voxels at or above the volume mean) are background and get ADC 0, as scanners do.
  */
 export function b0NoiseFloor(b0: Float32Array, fraction = 0.1): number {
   let sum = 0;
   for (let i = 0; i < b0.length; i++) sum += b0[i];
   const mean = sum / Math.max(1, b0.length);
   const fg: number[] = [];
-  for (let i = 0; i < b0.length; i++) if (b0[i] > mean) fg.push(b0[i]);
+  for (let i = 0; i < b0.length; i++) if (b0[i] >= mean && b0[i] > 0) fg.push(b0[i]);
   if (fg.length === 0) return mean;
   fg.sort((a, b) => a - b);
   return fraction * fg[fg.length >> 1];
