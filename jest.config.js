@@ -6,5 +6,6 @@ module.exports = {
   testMatch: ['**/*.test.ts'],
   testTimeout: 120000,
   maxWorkers: 2,
+  setupFiles: ['<rootDir>/test/setup-env.js'],
   transform: { '^.+\\.ts$': ['ts-jest', { isolatedModules: true }] },
 };
