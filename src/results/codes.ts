@@ -139,7 +139,13 @@ export const Codes = {
    * No standard concept exists for "volume with ADC below a threshold" (the usual definition of the
    * ischaemic core on DWI/ADC). A private code under this node's scheme, documented in README.md.
    */
-  IschaemicCoreVolumeAdc620: code('ADC620CORE', '99STROKENODE', 'Volume with ADC below 620 x10-6 mm2/s'),
+  LesionVolumeAdcBelow620: code('ADC620LESION', '99STROKENODE', 'Lesion volume with ADC below 620 x10-6 mm2/s'),
+  BrainVolumeAdcBelow620: code('ADC620BRAIN', '99STROKENODE', 'Brain volume with ADC below 620 x10-6 mm2/s'),
+  SumOfSegmentedVoxelVolumes: code('126030', 'DCM', 'Sum of segmented voxel volumes'),
+  QualitativeEvaluations: code('C0034375', 'UMLS', 'Qualitative Evaluations'),
+  Comment: code('121106', 'DCM', 'Comment'),
+  MagneticResonanceImaging: code('113091000', 'SCT', 'Magnetic resonance imaging'),
+  ComputedTomography: code('77477000', 'SCT', 'Computerized axial tomography'),
 } as const;
 
 /** A display colour in sRGB (0..255). */

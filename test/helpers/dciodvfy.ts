@@ -7,7 +7,19 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 
+/**
+ * Standard attributes newer than the dictionary of the installed dicom3tools (Debian 1.00~20220618):
+ * dciodvfy reports them as "not a recognized standard attribute" errors. Only that exact message for
+ * these tags is set aside (reported in `dictionaryGaps`, never silently dropped); every other error
+ * on them still fails.
+ *  - (0008,001C) Synthetic Data (CS, General Image module), added by CP-2083 (2021); DESIGN.md requires
+ *    it on the synthetic DWI, and dcmjs's dictionary has it.
+ */
+export const DICTIONARY_GAPS = ['(0x0008,0x001c)'];
+
 export interface DciodvfyReport {
+  /** Errors set aside because dciodvfy's dictionary predates the attribute (see DICTIONARY_GAPS). */
+  dictionaryGaps: string[];
   errors: string[];
   warnings: string[];
   /** The IOD name dciodvfy recognised (the first non-message line), e.g. "Segmentation". */
@@ -29,15 +41,18 @@ export function dciodvfyAvailable(): boolean {
 export function parseDciodvfy(raw: string): DciodvfyReport {
   const errors: string[] = [];
   const warnings: string[] = [];
+  const dictionaryGaps: string[] = [];
   let iod: string | undefined;
   for (const line of raw.split(/\r?\n/)) {
     const l = line.trim();
     if (!l) continue;
-    if (/^Error\b/.test(l)) errors.push(l);
+    const gap = DICTIONARY_GAPS.some((t) => l.toLowerCase().includes(`not a recognized standard attribute - ${t}`));
+    if (/^Error\b/.test(l) && gap) dictionaryGaps.push(l);
+    else if (/^Error\b/.test(l)) errors.push(l);
     else if (/^Warning\b/.test(l)) warnings.push(l);
     else if (!iod && /^[A-Za-z][A-Za-z0-9]*$/.test(l)) iod = l;
   }
-  return { errors, warnings, iod, raw };
+  return { errors, warnings, dictionaryGaps, iod, raw };
 }
 
 /** Validate a Part 10 buffer. */

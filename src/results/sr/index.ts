@@ -1,0 +1,208 @@
+/**
+ * TID 1500 Measurement Report as a Comprehensive SR (1.2.840.10008.5.1.4.1.1.88.33): the lesion
+ * volume (mL, UCUM "ml") of a SEG segment and the volume with ADC below 620 x10^-6 mm²/s
+ * (ischaemic core), in one TID 1411 Volumetric ROI measurement group that references the SEG segment
+ * and the source series, with the algorithm identification (TID 4019) and a device observer (TID 1004).
+ *
+ * Comprehensive SR rather than Enhanced SR: dciodvfy validates it, Orthanc stores and renders it, and
+ * it is the SOP class highdicom and dcmqi use for TID 1500.
+ */
+import { newUid, writePart10, str, type NaturalDataset } from '../../dicom/dcmjs';
+import type { SliceSource } from '../../types';
+import { CodedConcept, Codes, codeSeq } from '../codes';
+import { copyPatientStudy, ds, lo, validateDeployment, type DeploymentOptions } from '../common';
+import {
+  contributingEquipmentItem,
+  deviceUidForModel,
+  dicomDateTime,
+  isValidUid,
+  provenanceSummary,
+  purposeFor,
+  validateProvenance,
+  type Provenance,
+} from '../provenance';
+
+export const COMPREHENSIVE_SR = '1.2.840.10008.5.1.4.1.1.88.33';
+
+export interface MeasurementSrInput {
+  /** Any one source header (patient/study attributes are copied from it). */
+  sourceHeader: NaturalDataset;
+  /** The source slices the SEG was computed on (the Image Library and evidence list them). */
+  sourceSlices: SliceSource[];
+  seg: { sopInstanceUid: string; seriesInstanceUid: string; sopClassUid?: string; segmentNumber?: number };
+  /** Label of the segment, used as Tracking Identifier. */
+  findingLabel?: string;
+  finding?: CodedConcept;
+  findingSite?: CodedConcept;
+  lesionVolumeMl: number;
+  /**
+   * Volume (mL) with ADC < 620 x10^-6 mm²/s: inside the lesion, or inside the brain; omitted when
+   * no ADC was available (the SR then says so in its qualitative evaluations).
+   */
+  core?: { volumeMl: number; region: 'lesion' | 'brain' };
+  algorithmName: string;
+  algorithmVersion: string;
+  provenance: Provenance;
+  deployment: DeploymentOptions;
+  procedureReported?: CodedConcept;
+  options?: { seriesNumber?: number; seriesDescription?: string; seriesInstanceUid?: string; now?: Date; trackingUid?: string };
+}
+
+export interface MeasurementSrResult {
+  part10: Buffer;
+  sopInstanceUid: string;
+  seriesInstanceUid: string;
+}
+
+type Rel = 'CONTAINS' | 'HAS OBS CONTEXT' | 'HAS CONCEPT MOD' | 'HAS ACQ CONTEXT' | 'INFERRED FROM';
+
+function item(rel: Rel, valueType: string, name: CodedConcept, value: NaturalDataset): NaturalDataset {
+  return { RelationshipType: rel, ValueType: valueType, ConceptNameCodeSequence: codeSeq(name), ...value };
+}
+const text = (rel: Rel, name: CodedConcept, v: string): NaturalDataset => item(rel, 'TEXT', name, { TextValue: v });
+const codeItem = (rel: Rel, name: CodedConcept, v: CodedConcept): NaturalDataset => item(rel, 'CODE', name, { ConceptCodeSequence: codeSeq(v) });
+const uidref = (rel: Rel, name: CodedConcept, v: string): NaturalDataset => item(rel, 'UIDREF', name, { UID: v });
+function container(rel: Rel, name: CodedConcept, children: NaturalDataset[]): NaturalDataset {
+  return item(rel, 'CONTAINER', name, { ContinuityOfContent: 'SEPARATE', ContentSequence: children });
+}
+function numItem(name: CodedConcept, value: number, unit: CodedConcept, mods: NaturalDataset[] = []): NaturalDataset {
+  if (!Number.isFinite(value) || value < 0) throw new Error(`measurement ${name.meaning}: ${value} is not a non-negative number`);
+  const n = item('CONTAINS', 'NUM', name, {
+    MeasuredValueSequence: [{ NumericValue: ds(Math.round(value * 1e4) / 1e4), MeasurementUnitsCodeSequence: codeSeq(unit) }],
+  });
+  if (mods.length) n.ContentSequence = mods;
+  return n;
+}
+
+export function buildMeasurementSr(input: MeasurementSrInput): { dataset: NaturalDataset } {
+  const { provenance, deployment, seg } = input;
+  validateProvenance(provenance);
+  validateDeployment(deployment);
+  if (!isValidUid(seg.sopInstanceUid) || !isValidUid(seg.seriesInstanceUid)) throw new Error('SEG UIDs are not valid UIDs');
+  if (input.sourceSlices.length === 0) throw new Error('no source slices');
+  const o = input.options ?? {};
+  const now = o.now ?? new Date();
+  const t = dicomDateTime(now);
+  const segClass = seg.sopClassUid ?? '1.2.840.10008.5.1.4.1.1.66.4';
+  const segmentNumber = seg.segmentNumber ?? 1;
+  const studyUid = str(input.sourceHeader, 'StudyInstanceUID');
+  const modality = str(input.sourceHeader, 'Modality');
+  const procedure = input.procedureReported ?? (modality === 'CT' ? Codes.ComputedTomography : Codes.MagneticResonanceImaging);
+
+  // distinct source instances, by series
+  const bySeries = new Map<string, Map<string, string>>();
+  for (const s of input.sourceSlices) {
+    let m = bySeries.get(s.seriesInstanceUid);
+    if (!m) bySeries.set(s.seriesInstanceUid, (m = new Map()));
+    m.set(s.sopInstanceUid, s.sopClassUid);
+  }
+  const images: NaturalDataset[] = [];
+  for (const m of bySeries.values()) {
+    for (const [uid, cls] of m) {
+      images.push({
+        RelationshipType: 'CONTAINS',
+        ValueType: 'IMAGE',
+        ReferencedSOPSequence: [{ ReferencedSOPClassUID: cls, ReferencedSOPInstanceUID: uid }],
+      });
+    }
+  }
+
+  const deviceUid = deviceUidForModel(provenance);
+  const coreItems: NaturalDataset[] = [];
+  if (input.core) {
+    coreItems.push(
+      numItem(input.core.region === 'lesion' ? Codes.LesionVolumeAdcBelow620 : Codes.BrainVolumeAdcBelow620, input.core.volumeMl, Codes.Milliliter, [
+        codeItem('HAS CONCEPT MOD', Codes.MeasurementMethod, Codes.SumOfSegmentedVoxelVolumes),
+      ]),
+    );
+  }
+  const group = container('CONTAINS', Codes.MeasurementGroup, [
+    text('HAS OBS CONTEXT', Codes.TrackingIdentifier, lo(input.findingLabel ?? 'Ischaemic lesion')),
+    uidref('HAS OBS CONTEXT', Codes.TrackingUniqueIdentifier, o.trackingUid ?? newUid()),
+    codeItem('CONTAINS', Codes.Finding, input.finding ?? Codes.Infarct),
+    item('CONTAINS', 'IMAGE', Codes.ReferencedSegment, {
+      ReferencedSOPSequence: [{ ReferencedSOPClassUID: segClass, ReferencedSOPInstanceUID: seg.sopInstanceUid, ReferencedSegmentNumber: segmentNumber }],
+    }),
+    uidref('CONTAINS', Codes.SourceSeriesForSegmentation, input.sourceSlices[0].seriesInstanceUid),
+    codeItem('HAS CONCEPT MOD', Codes.FindingSite, input.findingSite ?? Codes.Brain),
+    text('HAS CONCEPT MOD', Codes.AlgorithmName, lo(input.algorithmName)),
+    text('HAS CONCEPT MOD', Codes.AlgorithmVersion, lo(input.algorithmVersion)),
+    numItem(Codes.Volume, input.lesionVolumeMl, Codes.Milliliter, [
+      codeItem('HAS CONCEPT MOD', Codes.MeasurementMethod, Codes.SumOfSegmentedVoxelVolumes),
+    ]),
+    ...coreItems,
+  ]);
+  const evaluations = [
+    provenance.synthetic ? 'Measured on a SYNTHETIC (AI-generated) image, not an acquired one.' : '',
+    input.core ? '' : 'Ischaemic core volume (ADC < 620 x10-6 mm2/s) not reported: no ADC available.',
+    provenanceSummary(provenance),
+    deployment.disclaimer ?? '',
+  ].filter(Boolean);
+
+  const content: NaturalDataset[] = [
+    codeItem('HAS CONCEPT MOD', Codes.LanguageOfContent, Codes.English),
+    codeItem('HAS OBS CONTEXT', Codes.ObserverType, Codes.Device),
+    uidref('HAS OBS CONTEXT', Codes.DeviceObserverUid, deviceUid),
+    text('HAS OBS CONTEXT', Codes.DeviceObserverName, lo(provenance.nodeName)),
+    text('HAS OBS CONTEXT', Codes.DeviceObserverManufacturer, lo(deployment.manufacturer)),
+    text('HAS OBS CONTEXT', Codes.DeviceObserverModelName, lo(provenance.modelName)),
+    codeItem('HAS CONCEPT MOD', Codes.ProcedureReported, procedure),
+    container('CONTAINS', Codes.ImageLibrary, [container('CONTAINS', Codes.ImageLibraryGroup, images)]),
+    container('CONTAINS', Codes.ImagingMeasurements, [group]),
+    container('CONTAINS', Codes.QualitativeEvaluations, evaluations.map((e) => text('CONTAINS', Codes.Comment, e.slice(0, 1024)))),
+  ];
+
+  const evidenceSeries: NaturalDataset[] = [...bySeries.entries()].map(([seriesUid, m]) => ({
+    SeriesInstanceUID: seriesUid,
+    ReferencedSOPSequence: [...m.entries()].map(([uid, cls]) => ({ ReferencedSOPClassUID: cls, ReferencedSOPInstanceUID: uid })),
+  }));
+  evidenceSeries.push({
+    SeriesInstanceUID: seg.seriesInstanceUid,
+    ReferencedSOPSequence: [{ ReferencedSOPClassUID: segClass, ReferencedSOPInstanceUID: seg.sopInstanceUid }],
+  });
+
+  const volText = `${input.lesionVolumeMl.toFixed(1)} mL`;
+  const dataset: NaturalDataset = {
+    ...copyPatientStudy(input.sourceHeader),
+    SOPClassUID: COMPREHENSIVE_SR,
+    SOPInstanceUID: newUid(),
+    InstanceCreationDate: t.date,
+    InstanceCreationTime: t.time,
+    Modality: 'SR',
+    SeriesInstanceUID: o.seriesInstanceUid ?? newUid(),
+    SeriesNumber: o.seriesNumber ?? 904,
+    SeriesDate: t.date,
+    SeriesTime: t.time,
+    SeriesDescription: lo(o.seriesDescription ?? `${provenance.synthetic ? 'SYNTHETIC-INPUT ' : ''}AI stroke measurements ${volText}`),
+    ReferencedPerformedProcedureStepSequence: [],
+    Manufacturer: lo(deployment.manufacturer),
+    ManufacturerModelName: lo(deployment.manufacturerModelName),
+    SoftwareVersions: lo(deployment.softwareVersions),
+    InstanceNumber: 1,
+    CompletionFlag: 'COMPLETE',
+    VerificationFlag: 'UNVERIFIED',
+    ContentDate: t.date,
+    ContentTime: t.time,
+    PerformedProcedureCodeSequence: [],
+    CurrentRequestedProcedureEvidenceSequence: [{ StudyInstanceUID: studyUid, ReferencedSeriesSequence: evidenceSeries }],
+    ValueType: 'CONTAINER',
+    ConceptNameCodeSequence: codeSeq(Codes.ImagingMeasurementReport),
+    ContinuityOfContent: 'SEPARATE',
+    ContentTemplateSequence: [{ MappingResource: 'DCMR', TemplateIdentifier: '1500' }],
+    ContentSequence: content,
+    ContributingEquipmentSequence: [
+      contributingEquipmentItem(provenance, purposeFor(false), { manufacturer: deployment.manufacturer, institutionName: deployment.institutionName }, now),
+    ],
+  };
+  if (deployment.institutionName) dataset.InstitutionName = lo(deployment.institutionName);
+  return { dataset };
+}
+
+export function writeMeasurementSr(input: MeasurementSrInput): MeasurementSrResult {
+  const { dataset } = buildMeasurementSr(input);
+  return {
+    part10: writePart10(dataset),
+    sopInstanceUid: String(dataset.SOPInstanceUID),
+    seriesInstanceUid: String(dataset.SeriesInstanceUID),
+  };
+}
