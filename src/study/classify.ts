@@ -104,8 +104,11 @@ export function classifySeries(headers: InstanceHeader[]): Classification {
 
   if (modality === 'CT') {
     const kernel = str(ds, 'ConvolutionKernel');
-    const thick = num(ds, 'SliceThickness') ?? frames[0]?.sliceThickness;
-    const detail = `kernel ${kernel ?? 'unknown'}, slice thickness ${thick ?? 'unknown'} mm`;
+    const th = frames.map((f) => f.sliceThickness).filter((x): x is number => x !== undefined && Number.isFinite(x));
+    const tmin = th.length ? Math.min(...th) : undefined;
+    const tmax = th.length ? Math.max(...th) : undefined;
+    const thick = tmin === undefined ? 'unknown' : tmin === tmax ? `${tmin}` : `${tmin}–${tmax}`;
+    const detail = `kernel ${kernel ?? 'unknown'}, slice thickness ${thick} mm`;
     if (!bodyPartOk) return { classification: 'CT', usable: false, reason: `CT of BodyPartExamined ${bodyPart}, not head (${detail})` };
     if (hasContrast(ds)) {
       return {

@@ -115,7 +115,8 @@ function buildStacks(s: SeriesState): { stacks: Stack[]; problems: string[]; not
   const problems: string[] = [];
   const notes: string[] = [];
   const stacks: Stack[] = [];
-  const thickness = num(s.ds, 'SliceThickness') ?? frames[0]?.sliceThickness ?? Number.POSITIVE_INFINITY;
+  const th = frames.map((f) => f.sliceThickness).filter((x): x is number => x !== undefined && x > 0);
+  const thickness = th.length ? th.sort((a, b) => a - b)[th.length >> 1] : Number.POSITIVE_INFINITY;
   const description = str(s.ds, 'SeriesDescription');
   const bySplit: { b?: number; groups: FrameInfo[][] }[] = [];
   if (s.cls.classification === 'DWI' || s.cls.classification === 'TRACEW') {

@@ -4,8 +4,8 @@
  */
 import * as fs from 'fs';
 import { SliceSource, Vec3, Volume, VolumeGeometry, VolumeKind } from '../types';
-import { readPart10 } from '../dicom/dcmjs';
-import { decodeFrames, FrameArray, isSupportedTransferSyntax } from './pixels';
+import { num, readPart10 } from '../dicom/dcmjs';
+import { decodeFrames, FrameArray, isSupportedTransferSyntax, locatePixelData } from './pixels';
 import { FrameInfo, InstanceHeader } from './header';
 
 export const dot = (a: Vec3, b: Vec3): number => a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
@@ -157,7 +157,11 @@ export class PixelCache {
     if (!isSupportedTransferSyntax(h.transferSyntaxUid)) {
       throw new Error(`transfer syntax ${h.transferSyntaxUid} is not supported`);
     }
-    const p = readPart10(fs.readFileSync(h.instance.path));
+    const buf = fs.readFileSync(h.instance.path);
+    const nFrames = Math.max(1, num(h.ds, 'NumberOfFrames') ?? 1);
+    const fast = locatePixelData(buf, h.transferSyntaxUid, nFrames);
+    if (fast) return decodeFrames({ ...h.ds, PixelData: fast }, h.transferSyntaxUid);
+    const p = readPart10(buf);
     return decodeFrames(p.dataset, p.transferSyntaxUid);
   }
 }

@@ -1,0 +1,224 @@
+/**
+ * Study stage on real scanner data (read from the shared data folder, never copied):
+ * Siemens XA30 enhanced multi-frame DWI with the scanner's ADC and TRACEW, GE classic DWI with
+ * private b-values, GE head CT with gantry tilt and uneven spacing, one series in 7 syntaxes.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { assembleStudy, AssembledStudy } from '../../src/study';
+import { readPart10 } from '../../src/dicom/dcmjs';
+import { decodeFrames, locatePixelData } from '../../src/study/pixels';
+import { parseCsa, privateRaw } from '../../src/study/header';
+import { DICOM_DATA, instancesIn } from './synth';
+
+const XA = path.join(DICOM_DATA, 'siemens-xa30-enhanced-dwi');
+const median = (a: number[]): number => {
+  const s = [...a].sort((x, y) => x - y);
+  return s[s.length >> 1];
+};
+
+describe('Siemens XA30 enhanced multi-frame DWI + scanner ADC/TRACEW + T1', () => {
+  let full: AssembledStudy;
+  let dwiOnly: AssembledStudy;
+  beforeAll(async () => {
+    full = await assembleStudy(instancesIn(XA));
+    dwiOnly = await assembleStudy(instancesIn(path.join(XA, '10_DWI_dir80_PA')));
+  });
+
+  test('every series classified, with its b-values and the tags that decided', () => {
+    const byDesc = new Map(full.availability.series.map((s) => [s.seriesDescription, s]));
+    expect(byDesc.get('DWI_dir80_PA')).toMatchObject({ classification: 'DWI', bValues: [0, 2500], usable: true, instanceCount: 21 });
+    expect(byDesc.get('DWI_dir80_PA')!.reason).toMatch(/MRDiffusionSequence DiffusionBValue \(0018,9087\) per frame/);
+    expect(byDesc.get('DWI_dir80_PA')!.reason).toMatch(/20 directions/);
+    expect(byDesc.get('DWI_dir80_PA_ADC')).toMatchObject({ classification: 'ADC', usable: true });
+    expect(byDesc.get('DWI_dir80_PA_TRACEW')).toMatchObject({ classification: 'TRACEW', bValues: [2500], usable: true });
+    expect(byDesc.get('anat-T1w_acq-tfl')).toMatchObject({ classification: 'T1', usable: true });
+    expect(byDesc.get('anat-T1w_acq-tfl')!.reason).toMatch(/TI 900/);
+    expect(full.availability.available).toEqual({ DWI: true, ADC: true, CT: false, FLAIR: false, T1: true, T1C: false, T2: false });
+    expect(full.headers.size).toBe(24);
+  });
+
+  test('scanner volumes preferred: TRACEW for DWI, scanner ADC (not computed), geometry from functional groups', () => {
+    const { DWI, ADC, DWI_B0, T1 } = full.volumes;
+    expect(DWI!.kind).toBe('TRACEW');
+    expect(DWI!.bValue).toBe(2500);
+    expect(DWI!.computed).toBeFalsy();
+    expect(ADC!.computed).toBeFalsy();
+    expect(DWI_B0!.bValue).toBe(0);
+    for (const v of [DWI!, ADC!, DWI_B0!]) {
+      const g = v.geometry;
+      expect([g.rows, g.columns, g.slices]).toEqual([72, 72, 39]);
+      expect(g.pixelSpacing).toEqual([3, 3]);
+      expect(g.sliceSpacing).toBeCloseTo(3, 3);
+      expect(g.normal).toEqual([0, 0, 1]);
+      expect(g.slicePositions[0]).toEqual([-108, -114.721, -23.3962]);
+      expect(g.warnings).toEqual([]);
+      // ascending along the normal
+      for (let z = 1; z < g.slices; z++) expect(g.slicePositions[z][2]).toBeGreaterThan(g.slicePositions[z - 1][2]);
+      // multi-frame: one source instance, frame numbers recorded
+      expect(v.sliceSources[0].frameNumber).toBeDefined();
+    }
+    const t1 = T1!.geometry;
+    expect([t1.rows, t1.columns, t1.slices]).toEqual([128, 128, 96]);
+    expect(t1.rowCosines).toEqual([0, 1, 0]);
+    expect(t1.columnCosines).toEqual([0, 0, -1]);
+    expect(t1.sliceSpacing).toBeCloseTo(2, 3);
+  });
+
+  test('computed trace and ADC agree with the scanner TRACEW and ADC inside the brain', () => {
+    const cT = dwiOnly.volumes.DWI!;
+    const cA = dwiOnly.volumes.ADC!;
+    expect(cT.computed).toBe(true);
+    expect(cA.computed).toBe(true);
+    expect(dwiOnly.availability.notes.join(' ')).toMatch(/ADC computed from b=0 and b=2500/);
+    const sT = full.volumes.DWI!;
+    const sA = full.volumes.ADC!;
+    const b0 = dwiOnly.volumes.DWI_B0!.data;
+    let mean = 0;
+    for (const v of b0) mean += v;
+    mean /= b0.length;
+    const relT: number[] = [];
+    const relA: number[] = [];
+    for (let i = 0; i < b0.length; i++) {
+      if (b0[i] > mean && sA.data[i] > 0 && sT.data[i] > 0) {
+        relT.push(Math.abs(cT.data[i] - sT.data[i]) / sT.data[i]);
+        relA.push(Math.abs(cA.data[i] - sA.data[i]) / sA.data[i]);
+      }
+    }
+    const mT = median(relT);
+    const mA = median(relA);
+    // figures reported in src/study/README.md
+    process.stdout.write(`XA30 brain voxels ${relT.length}: median |trace-TRACEW|/TRACEW ${(mT * 100).toFixed(2)}%, median |ADC-ADC_scanner|/ADC_scanner ${(mA * 100).toFixed(2)}%\n`);
+    expect(relT.length).toBeGreaterThan(30000);
+    expect(mT).toBeLessThan(0.02);
+    expect(mA).toBeLessThan(0.02);
+    // an arithmetic mean over directions would be measurably off: guard against a silent change
+    expect(median(relT)).toBeGreaterThan(0);
+  });
+});
+
+describe('GE classic single-frame DWI (private b-values)', () => {
+  let r: AssembledStudy;
+  beforeAll(async () => {
+    r = await assembleStudy(instancesIn(path.join(DICOM_DATA, 'ge-dwi')));
+  });
+
+  test('b0 from GE private (0043,1039), b1000 with 6 directions grouped by GE gradient tags, trace and ADC computed', () => {
+    const s = r.availability.series[0];
+    expect(s).toMatchObject({ classification: 'DWI', bValues: [0, 1000], usable: true, instanceCount: 63 });
+    expect(s.reason).toMatch(/GE private \(0043,1039\)/);
+    expect(s.reason).toMatch(/6 directions/);
+    const dwi = r.volumes.DWI!;
+    expect(dwi.computed).toBe(true);
+    expect(dwi.bValue).toBe(1000);
+    const g = dwi.geometry;
+    expect([g.rows, g.columns, g.slices]).toEqual([256, 256, 9]);
+    expect(g.pixelSpacing[0]).toBeCloseTo(1.0156, 4);
+    expect(g.sliceSpacing).toBeCloseTo(3, 2);
+    // oblique acquisition: normal is unit length and not an axis
+    expect(Math.hypot(...g.normal)).toBeCloseTo(1, 6);
+    expect(Math.abs(g.normal[2])).toBeLessThan(0.999);
+    expect(r.volumes.DWI_B0!.geometry.slicePositions).toEqual(g.slicePositions);
+    expect(r.volumes.ADC!.computed).toBe(true);
+  });
+
+  test('this public sample carries the same pixels in all 7 volumes of a slice: trace equals b0 and ADC is 0', () => {
+    // (the dcm_qa_ge sample was made for header tests; PixelData of b0 and each direction are
+    // byte-identical at every slice). The geometric mean of identical images is that image, and
+    // ln(S0/S) = 0: anything else would mean frames were mixed up across slices.
+    const b0 = r.volumes.DWI_B0!.data;
+    const dwi = r.volumes.DWI!.data;
+    const adc = r.volumes.ADC!.data;
+    let maxRel = 0;
+    let maxAdc = 0;
+    for (let i = 0; i < b0.length; i++) {
+      if (b0[i] > 10) maxRel = Math.max(maxRel, Math.abs(dwi[i] - b0[i]) / b0[i]);
+      maxAdc = Math.max(maxAdc, Math.abs(adc[i]));
+    }
+    expect(maxRel).toBeLessThan(1e-5);
+    expect(maxAdc).toBeLessThan(0.01);
+  });
+});
+
+describe('GE head CT with gantry tilt and uneven spacing', () => {
+  test('CT classified with kernel and thickness; tilt and uneven spacing reported; HU values', async () => {
+    const inst = instancesIn(path.join(DICOM_DATA, 'ge-head-ct'));
+    const r = await assembleStudy([...inst].reverse());
+    const s = r.availability.series[0];
+    expect(s.classification).toBe('CT');
+    expect(s.usable).toBe(true);
+    expect(s.reason).toMatch(/kernel STD\+/);
+    expect(s.reason).toMatch(/slice thickness 4–7 mm/);
+    const v = r.volumes.CT!;
+    const g = v.geometry;
+    expect([g.rows, g.columns, g.slices]).toEqual([512, 512, 28]);
+    expect(g.warnings.join(' ')).toMatch(/gantry tilt.*18\.5°/);
+    expect(g.warnings.join(' ')).toMatch(/uneven slice spacing: 1\.08–7\.00 mm/);
+    expect(g.normal[1]).toBeCloseTo(0.3173, 3);
+    // sorted along the normal: InstanceNumber 1 first (z 5.836), 28 last
+    expect(g.slicePositions[0][2]).toBeCloseTo(5.836, 3);
+    expect(g.slicePositions[27][2]).toBeCloseTo(157.776, 3);
+    let min = Infinity;
+    let max = -Infinity;
+    for (const x of v.data) {
+      if (x < min) min = x;
+      if (x > max) max = x;
+    }
+    expect(min).toBeLessThan(-900); // air
+    expect(max).toBeGreaterThan(1000); // bone
+    expect(r.availability.available.CT).toBe(true);
+  });
+});
+
+describe('one series in 7 transfer syntaxes', () => {
+  const dir = path.join(DICOM_DATA, 'transfer-syntaxes');
+  test('every file decodes to identical pixels (codecs: RLE, JPEG lossless, JPEG-LS, JPEG 2000; big endian swapped)', async () => {
+    const files = fs.readdirSync(dir).filter((f) => f.endsWith('.dcm')).sort();
+    const syntaxes = new Map<string, string[]>();
+    let ref: Buffer | undefined;
+    let fastPath = 0;
+    for (const f of files) {
+      const buf = fs.readFileSync(path.join(dir, f));
+      const p = readPart10(buf);
+      // the fast PixelData locator (no second full parse) must give the same pixels as dcmjs
+      const located = locatePixelData(buf, p.transferSyntaxUid, 1);
+      if (located) {
+        fastPath++;
+        const viaFast = await decodeFrames({ ...p.dataset, PixelData: located }, p.transferSyntaxUid);
+        const viaDcmjs = await decodeFrames(p.dataset, p.transferSyntaxUid);
+        expect(Buffer.from(viaFast[0].buffer).equals(Buffer.from(viaDcmjs[0].buffer))).toBe(true);
+      }
+      syntaxes.set(p.transferSyntaxUid, [...(syntaxes.get(p.transferSyntaxUid) ?? []), f]);
+      const frames = await decodeFrames(p.dataset, p.transferSyntaxUid);
+      expect(frames).toHaveLength(1);
+      const b = Buffer.from(frames[0].buffer, frames[0].byteOffset, frames[0].byteLength);
+      expect(b.length).toBe(384 * 384 * 2);
+      if (!ref) ref = b;
+      else expect(b.equals(ref)).toBe(true);
+    }
+    expect(fastPath).toBe(8); // all but big endian
+    // which files are which
+    expect(Object.fromEntries(syntaxes)).toEqual({
+      '1.2.840.10008.1.2.1': ['1.dcm'],
+      '1.2.840.10008.1.2': ['2.dcm'],
+      '1.2.840.10008.1.2.2': ['3.dcm'],
+      '1.2.840.10008.1.2.5': ['4.dcm'],
+      '1.2.840.10008.1.2.4.70': ['5.dcm', '6.dcm'],
+      '1.2.840.10008.1.2.4.80': ['7.dcm', '8.dcm'],
+      '1.2.840.10008.1.2.4.90': ['9.dcm'],
+    });
+    // not a blank image
+    const u16 = new Uint16Array(ref!.buffer, ref!.byteOffset, ref!.length / 2);
+    expect(u16.reduce((m, x) => (x > m ? x : m), 0)).toBeGreaterThan(100);
+  });
+
+  test('Siemens mosaic reported as not used, with the reason; CSA header parsed', async () => {
+    const r = await assembleStudy(instancesIn(dir));
+    expect(r.availability.series).toHaveLength(1);
+    expect(r.availability.series[0]).toMatchObject({ classification: 'IGNORED', usable: false, instanceCount: 9 });
+    expect(r.availability.series[0].reason).toMatch(/MOSAIC/);
+    const p = readPart10(fs.readFileSync(path.join(dir, '1.dcm')), { untilPixelData: true });
+    const csa = parseCsa(privateRaw(p.dataset, 0x0029, 'SIEMENS CSA HEADER', 0x10));
+    expect(csa.get('NumberOfImagesInMosaic')).toEqual(['35']);
+  });
+});
