@@ -1,0 +1,38 @@
+/**
+ * `npm run bench`: runs every benchmark side by side and writes one JSON report
+ * (bench/reports/latest.json, or BENCH_OUT). Performance goals live here, not in timed tests.
+ */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { benchReceive } from './receive';
+
+async function main(): Promise<void> {
+  const only = process.env.BENCH_ONLY?.split(',');
+  const want = (name: string) => !only || only.includes(name);
+  const report: Record<string, unknown> = {
+    date: new Date().toISOString(),
+    machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memGb: Math.round(os.totalmem() / 2 ** 30), node: process.version },
+  };
+  if (want('receive')) {
+    const n = Number(process.env.BENCH_RECEIVE_N ?? 500);
+    const r = await benchReceive(n);
+    report.receive = {
+      description: `${n} generated 512x512 16-bit MR instances (${(r.bytes / 1048576).toFixed(0)} MB), one storescu association, TCP_NODELAY=1, explicit VR LE`,
+      results: r.results,
+      ratioInstancesPerSecondVsStorescp: Number(r.ratio.toFixed(3)),
+      goal: 'ratio >= 0.5 with receiver peak RSS < 250 MB',
+    };
+    process.stdout.write(`receive: ${r.results.map((x) => `${x.receiver} ${x.instancesPerSecond.toFixed(0)} inst/s ${x.mbPerSecond.toFixed(0)} MB/s rss ${x.peakRssMb.toFixed(0)} MB`).join(' | ')} | ratio ${r.ratio.toFixed(2)}\n`);
+  }
+  const out = process.env.BENCH_OUT ?? path.resolve(__dirname, '..', '..', 'bench', 'reports', 'latest.json');
+  const finalOut = fs.existsSync(path.dirname(path.dirname(out))) ? out : path.resolve('bench', 'reports', 'latest.json');
+  fs.mkdirSync(path.dirname(finalOut), { recursive: true });
+  fs.writeFileSync(finalOut, JSON.stringify(report, null, 2));
+  process.stdout.write(`report written to ${finalOut}\n`);
+}
+
+void main().catch((e) => {
+  process.stderr.write(`bench failed: ${(e as Error).stack}\n`);
+  process.exit(1);
+});
