@@ -75,7 +75,7 @@ export function parseStorescuOutput(text: string): { files: StoreFileStatus[]; e
       current = null;
       continue;
     }
-    if (line.startsWith('E: ')) {
+    if (line.startsWith('E: ') || line.startsWith('F: ')) {
       errors.push(line.slice(3));
       if (/Association (Rejected|Request Failed)|Peer aborted|Association Aborted/i.test(line)) associationFailed = true;
       const bad = /^E: Bad DICOM file: (.*?): (.*)$/.exec(line);

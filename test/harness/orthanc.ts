@@ -94,6 +94,8 @@ export interface OrthancHandle {
   listInstances(): Promise<string[]>;
   /** SOPInstanceUIDs of all stored instances (MainDicomTags). */
   listSopInstanceUids(): Promise<string[]>;
+  /** Orthanc ID of the instance with this SOPInstanceUID (via /tools/lookup), or undefined. */
+  instanceIdOf(sopInstanceUid: string): Promise<string | undefined>;
   /** Orthanc IDs of studies matching a query (default: all), via /tools/find. */
   findStudies(query?: Record<string, string>): Promise<string[]>;
   /** C-STORE resources to a configured modality, synchronously. */
@@ -245,6 +247,12 @@ export async function startOrthanc(opts: OrthancOptions = {}): Promise<OrthancHa
     async listSopInstanceUids() {
       const all = await request<Array<{ MainDicomTags: { SOPInstanceUID?: string } }>>('GET', '/instances?expand');
       return all.map((i) => i.MainDicomTags.SOPInstanceUID ?? '').filter((u) => u !== '');
+    },
+    async instanceIdOf(uid: string) {
+      const res = await fetch(`${httpUrl}/tools/lookup`, { method: 'POST', body: uid });
+      if (!res.ok) throw new OrthancHttpError(res.status, `Orthanc /tools/lookup: HTTP ${res.status}`);
+      const hits = (await res.json()) as Array<{ ID: string; Type: string }>;
+      return hits.find((h) => h.Type === 'Instance')?.ID;
     },
     findStudies: (query: Record<string, string> = {}) =>
       request<string[]>('POST', '/tools/find', { Level: 'Study', Query: query }),
