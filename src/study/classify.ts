@@ -92,13 +92,6 @@ export function classifySeries(headers: InstanceHeader[]): Classification {
   if (ignoredType) {
     return { classification: 'IGNORED', usable: false, reason: `ImageType contains ${ignoredType} (${itText})` };
   }
-  if (imageTypes.has('MOSAIC')) {
-    return {
-      classification: 'IGNORED',
-      usable: false,
-      reason: `Siemens MOSAIC image (ImageType ${itText}): mosaic un-tiling is not implemented`,
-    };
-  }
   const bodyPart = str(ds, 'BodyPartExamined');
   const bodyPartOk = !bodyPart || HEAD_BODY_PART.test(bodyPart);
 

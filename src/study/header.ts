@@ -34,6 +34,8 @@ export interface FrameInfo {
   /** ISOTROPIC / DIRECTIONAL / BMATRIX / NONE (DiffusionDirectionality), when sent. */
   directionality?: string;
   acquisitionTime?: string;
+  /** Siemens mosaic: this frame is tile `index` of a tilesPerRow x tilesPerRow mosaic image. */
+  mosaic?: { index: number; tilesPerRow: number; mosaicColumns: number };
 }
 
 export interface InstanceHeader {
@@ -211,6 +213,45 @@ function classicDiffusion(ds: NaturalDataset): DiffusionAttrs {
   return out;
 }
 
+/**
+ * Siemens mosaic (classic single-frame, ImageType ...\\MOSAIC): NumberOfImagesInMosaic tiles in a
+ * ceil(sqrt(n)) square. ImagePositionPatient refers to the whole mosaic: the first tile's corner is
+ * IPP + rowCos·(Cm−Ct)/2·Δc + colCos·(Rm−Rt)/2·Δr; tiles follow the CSA SliceNormalVector at
+ * SpacingBetweenSlices (as dcm2niix and nibabel do). Frames that cannot be untiled are returned as
+ * one frame flagged by an impossible geometry (no position), so the stack is rejected with a reason.
+ */
+function mosaicFrames(ds: NaturalDataset, base: FrameInfo): FrameInfo[] {
+  const csa = parseCsa(privateRaw(ds, 0x0029, 'SIEMENS CSA HEADER', 0x10));
+  const nCsa = Number((csa.get('NumberOfImagesInMosaic') ?? [])[0]);
+  const nPriv = privateNums(ds, 0x0019, 'SIEMENS MR HEADER', 0x0a)[0];
+  const n = Number.isFinite(nCsa) && nCsa > 0 ? nCsa : nPriv;
+  const o = base.orientation ?? [];
+  const ps = base.pixelSpacing;
+  if (!n || n < 1 || !base.position || o.length < 6 || !ps) return [{ ...base, position: undefined }];
+  const tiles = Math.ceil(Math.sqrt(n));
+  const tr = base.rows / tiles;
+  const tc = base.columns / tiles;
+  if (!Number.isInteger(tr) || !Number.isInteger(tc)) return [{ ...base, position: undefined }];
+  const rc: Vec3 = [o[0], o[1], o[2]];
+  const cc: Vec3 = [o[3], o[4], o[5]];
+  const dx = ((base.columns - tc) / 2) * ps[1];
+  const dy = ((base.rows - tr) / 2) * ps[0];
+  const p0: Vec3 = [0, 1, 2].map((i) => (base.position as Vec3)[i] + rc[i] * dx + cc[i] * dy) as Vec3;
+  const snv = (csa.get('SliceNormalVector') ?? []).map(Number);
+  const normal: Vec3 =
+    snv.length >= 3 && snv.every((x) => Number.isFinite(x))
+      ? [snv[0], snv[1], snv[2]]
+      : [rc[1] * cc[2] - rc[2] * cc[1], rc[2] * cc[0] - rc[0] * cc[2], rc[0] * cc[1] - rc[1] * cc[0]];
+  const spacing = num(ds, 'SpacingBetweenSlices') ?? base.sliceThickness ?? 0;
+  return Array.from({ length: n }, (_, k) => ({
+    ...base,
+    rows: tr,
+    columns: tc,
+    position: [0, 1, 2].map((i) => p0[i] + k * spacing * normal[i]) as Vec3,
+    mosaic: { index: k, tilesPerRow: tiles, mosaicColumns: base.columns },
+  }));
+}
+
 function instanceFrames(inst: StoredInstance, ds: NaturalDataset): FrameInfo[] {
   const sopInstanceUid = str(ds, 'SOPInstanceUID') ?? inst.sopInstanceUid;
   const sopClassUid = str(ds, 'SOPClassUID') ?? inst.sopClassUid;
@@ -243,6 +284,7 @@ function instanceFrames(inst: StoredInstance, ds: NaturalDataset): FrameInfo[] {
       acquisitionTime: str(ds, 'AcquisitionTime'),
       ...classicDiffusion(ds),
     };
+    if (nFrames === 1 && topImageType.includes('MOSAIC')) return mosaicFrames(ds, base);
     if (nFrames === 1) return [base];
     // Classic multi-frame without functional groups: frames share the geometry (no positions a frame).
     return Array.from({ length: nFrames }, (_, i) => ({ ...base, frameIndex: i, frameNumber: i + 1 }));

@@ -185,7 +185,17 @@ export async function loadVolume(
     const slope = Number.isFinite(f.rescaleSlope) && f.rescaleSlope !== 0 ? f.rescaleSlope : 1;
     const icpt = Number.isFinite(f.rescaleIntercept) ? f.rescaleIntercept : 0;
     const off = z * n;
-    for (let i = 0; i < n; i++) data[off + i] = src[i] * slope + icpt;
+    if (f.mosaic) {
+      const { index, tilesPerRow, mosaicColumns } = f.mosaic;
+      const r0 = Math.floor(index / tilesPerRow) * geometry.rows;
+      const c0 = (index % tilesPerRow) * geometry.columns;
+      for (let r = 0; r < geometry.rows; r++) {
+        const s0 = (r0 + r) * mosaicColumns + c0;
+        for (let c = 0; c < geometry.columns; c++) data[off + r * geometry.columns + c] = src[s0 + c] * slope + icpt;
+      }
+    } else {
+      for (let i = 0; i < n; i++) data[off + i] = src[i] * slope + icpt;
+    }
     sliceSources.push({
       sopInstanceUid: f.sopInstanceUid,
       sopClassUid: f.sopClassUid,
