@@ -21,6 +21,10 @@ interface XhrLike {
   timeout: number;
 }
 
+type StowClient = InstanceType<typeof api.DICOMwebClient>;
+/** dicomweb-client's request options (types reference the DOM XMLHttpRequest, absent in Node's lib). */
+type StowRequestOptions = NonNullable<Parameters<StowClient['storeInstances']>[0]['request']>;
+
 type DicomJson = Record<string, { vr: string; Value?: unknown[] }>;
 
 const TAG = {
@@ -114,7 +118,7 @@ export class StowSender implements Sender {
     private readonly opts: StowSenderOptions = {},
   ) {}
 
-  private client(): InstanceType<typeof api.DICOMwebClient> {
+  private client(): StowClient {
     const headers: Record<string, string> = { Accept: 'application/dicom+json' };
     if (this.dest.bearerToken) headers.Authorization = `Bearer ${this.dest.bearerToken}`;
     return new api.DICOMwebClient({ url: this.dest.url.replace(/\/+$/, ''), headers, singlepart: false, verbose: false });
@@ -152,7 +156,7 @@ export class StowSender implements Sender {
         body = await this.client().storeInstances({
           datasets: parts.map((p) => p.data),
           ...(study ? { studyInstanceUID: study } : {}),
-          request: { instance: xhr } as never,
+          request: { instance: xhr } as unknown as StowRequestOptions, // xhr2 instance with our timeout
         });
       } catch (e) {
         const err = e as Error & { status?: number; response?: unknown };

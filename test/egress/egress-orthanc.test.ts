@@ -123,6 +123,23 @@ describe('egress to a running Orthanc', () => {
     expect(eg.stats()[0].consecutiveFailures).toBe(1);
   });
 
+  it('one refused instance fails alone: the rest of the batch is sent and the destination is not backed off', async () => {
+    const [good, bad] = [geHeadCt()[24], geHeadCt()[25]];
+    const dest: Destination = { name: 'pacs-web', type: 'stow', url: pacs.dicomWebUrl, overlaySc: false };
+    let now = 1_000_000;
+    const eg = new EgressService({ db, destinations: [dest], settings, callingAeTitle: 'STROKEAI', jitter: 0, clock: () => now });
+    eg.enqueue([{ path: good }], ['pacs-web']);
+    eg.enqueue([{ path: bad, studyInstanceUid: '1.2.3.4.5.6.7.8.9' }], ['pacs-web']);
+    await eg.sendNow();
+    expect(eg.stats()[0]).toMatchObject({ sent: 1, failed: 1, consecutiveFailures: 0, nextAttemptAt: null });
+    const badRow = eg.outbox.list({ state: 'failed' })[0];
+    expect(badRow.sopInstanceUid).toBe(sopUid(bad));
+    expect(badRow.nextAttemptAt).toBe(now + 10000); // its own backoff
+    now += 10000;
+    await eg.sendNow();
+    expect(eg.outbox.get(badRow.id)?.attempts).toBe(2);
+  });
+
   it('maps HTTP errors of a STOW-RS endpoint to an operator-readable reason', async () => {
     const dest: Destination = { name: 'bad-url', type: 'stow', url: `${pacs.httpUrl}/no-such-dicomweb`, overlaySc: false };
     const eg = new EgressService({ db, destinations: [dest], settings, callingAeTitle: 'STROKEAI', jitter: 0 });
