@@ -2,6 +2,7 @@
  * The node: composes the stages. Nothing here knows DICOM details; it wires
  * ingest → store → jobs (stability) → processor (study + pipelines + results) → egress.
  */
+import { EventEmitter } from 'events';
 import * as http from 'http';
 import * as path from 'path';
 import express from 'express';
@@ -38,6 +39,15 @@ export interface NodeHooks {
   mount?: (app: express.Express, node: StrokeNode) => void;
 }
 
+/**
+ * Events the node emits (metrics and the admin page subscribe; stages never depend on listeners):
+ *  'instance'  (e: { transport: 'dimse' | 'stow'; bytes: number; status: 'stored' | 'duplicate' })
+ *  'ingest-failure' (e: { transport: 'dimse' | 'stow'; reason: string })
+ *  'study-ready' (job: StudyJob)
+ *  'study-finished' (e: { job: StudyJob; state: JobState; ms: number; outcome: unknown; error?: string })
+ */
+export type NodeEvents = EventEmitter;
+
 export function matchRoute(routes: Route[], calledAe: string | undefined, callingAe: string): Route | undefined {
   return routes.find(
     (r) => (!r.match.calledAeTitle || r.match.calledAeTitle === calledAe) && (!r.match.callingAeTitle || r.match.callingAeTitle === callingAe),
@@ -55,8 +65,11 @@ export class StrokeNode {
   private working = false;
   paused = false;
   readonly startedAt = Date.now();
+  readonly events: NodeEvents = new EventEmitter();
   private readonly rules: Map<string, StabilityRule>;
   private processor: StudyProcessor;
+  /** Services started after the receivers and stopped before the database closes (egress, models, cron). */
+  private services: { name: string; start(): Promise<void> | void; stop(): Promise<void> | void }[] = [];
   /** Promise of the job in progress (tests and shutdown wait on it). */
   private inFlight: Promise<void> = Promise.resolve();
 
@@ -86,7 +99,12 @@ export class StrokeNode {
       this.queue.noteArrival(r.instance.studyInstanceUid, route.name, hint, route.priority);
     });
 
-    if (config.dimse.enabled) this.dimse = new DimseReceiver(config.dimse, this.store);
+    if (config.dimse.enabled) {
+      this.dimse = new DimseReceiver(config.dimse, this.store, {
+        onInstance: (bytes, status) => this.events.emit('instance', { transport: 'dimse', bytes, status }),
+        onFailure: (reason) => this.events.emit('ingest-failure', { transport: 'dimse', reason }),
+      });
+    }
 
     this.app = express();
     this.app.disable('x-powered-by');
@@ -96,6 +114,8 @@ export class StrokeNode {
       stowRouter(this.store, {
         bearerToken: config.http.stowBearerToken,
         publicBase: () => `http://${config.http.host}:${this.httpPort}/dicom-web`,
+        onInstance: (bytes, status) => this.events.emit('instance', { transport: 'stow', bytes, status }),
+        onFailure: (reason) => this.events.emit('ingest-failure', { transport: 'stow', reason }),
       }),
     );
     hooks.mount?.(this.app, this);
@@ -114,9 +134,14 @@ export class StrokeNode {
     this.processor = p;
   }
 
+  addService(s: { name: string; start(): Promise<void> | void; stop(): Promise<void> | void }): void {
+    this.services.push(s);
+  }
+
   async start(): Promise<void> {
     const rec = this.store.recover();
     if (rec.removedTemp || rec.reindexed) log.info('store recovered after restart', { event: 'store.recovered', ...rec });
+    for (const s of this.services) await s.start();
     await this.dimse?.start();
     this.httpServer = http.createServer(this.app);
     await new Promise<void>((resolve, reject) => {
@@ -130,6 +155,7 @@ export class StrokeNode {
   /** One scheduler step: promote stable studies, run one ready job if idle. */
   tick(now = Date.now()): void {
     for (const j of this.queue.promoteStable(this.rules, now)) {
+      this.events.emit('study-ready', j);
       log.info('study stable, handed on', { event: 'study.ready', job: j.id, study: ref(j.studyUid), instances: j.instanceCount, handoff: j.handoff, linkedTo: j.previousJobId });
     }
     if (this.working || this.paused) return;
@@ -148,9 +174,11 @@ export class StrokeNode {
     try {
       const r = await this.processor(job, instances, route);
       this.queue.complete(job.id, r.state, r.outcome);
+      this.events.emit('study-finished', { job: this.queue.get(job.id)!, state: r.state, ms: Date.now() - t0, outcome: r.outcome });
       log.info('study processed', { event: 'study.processed', job: job.id, study: ref(job.studyUid), state: r.state, ms: Date.now() - t0 });
     } catch (e) {
       const j = this.queue.fail(job.id, (e as Error).message, 3);
+      this.events.emit('study-finished', { job: j, state: j.state, ms: Date.now() - t0, outcome: null, error: (e as Error).message });
       log.error('study processing failed', { event: 'study.failed', job: job.id, study: ref(job.studyUid), error: (e as Error).message, state: j.state });
     }
   }
@@ -166,6 +194,7 @@ export class StrokeNode {
     await new Promise<void>((resolve) => (this.httpServer ? this.httpServer.close(() => resolve()) : resolve()));
     this.httpServer?.closeAllConnections?.();
     await this.inFlight;
+    for (const s of [...this.services].reverse()) await s.stop();
     this.db.close();
   }
 }
