@@ -18,6 +18,7 @@ export { toModelGrid, fromModelGrid, slicesBySource, sliceSourceKey } from './re
 export type { ModelGrid, ModelGridVolume } from './resample';
 export { computeAdc, geometricMeanTrace } from './diffusion';
 export { classifySeries } from './classify';
+export type { InstanceHeader, FrameInfo } from './header';
 
 export interface StudyVolumes {
   /** High-b isotropic trace DWI (scanner TRACEW, or computed from directions: computed=true). */
@@ -202,8 +203,22 @@ function pickDwi(cands: Stack[]): Stack | undefined {
   return [...high].sort((a, b) => score(b) - score(a))[0];
 }
 
+/** Read the header of every instance (stops before PixelData; never throws). */
+export function readStudyHeaders(instances: StoredInstance[]): InstanceHeader[] {
+  return instances.map(readHeader);
+}
+
+/** Classify, check and load the study: the public entry point of the study stage. */
 export async function assembleStudy(instances: StoredInstance[]): Promise<AssembledStudy> {
-  const headerList = instances.map(readHeader);
+  return assembleFromHeaders(readStudyHeaders(instances));
+}
+
+/**
+ * assembleStudy on headers already read (e.g. when a study is re-assembled after more series
+ * arrived, the headers of the instances seen before need not be parsed again).
+ */
+export async function assembleFromHeaders(headerList: InstanceHeader[]): Promise<AssembledStudy> {
+  const instances = headerList.map((h) => h.instance);
   const headers = new Map<string, NaturalDataset>();
   const headerByUid = new Map<string, InstanceHeader>();
   const notes: string[] = [];
@@ -307,7 +322,14 @@ export async function assembleStudy(instances: StoredInstance[]): Promise<Assemb
     const gb = volumes.DWI && sameGrid(b.parts[0].geometry, volumes.DWI.geometry) ? 1 : 0;
     return gb - ga;
   });
+  // A scanner ADC is preferred, unless it is not on the DWI's grid while the node can compute one
+  // that is (the lesion model reads DWI and ADC slice by slice).
+  const canCompute = !!(volumes.DWI && volumes.DWI_B0 && (volumes.DWI.bValue ?? 0) > 0);
   for (const st of adcStacks) {
+    if (volumes.DWI && canCompute && !sameGrid(st.parts[0].geometry, volumes.DWI.geometry)) {
+      notes.push(`scanner ADC series …${st.seriesUid.slice(-12)} is not on the DWI grid: ADC computed from the DWI instead`);
+      continue;
+    }
     try {
       volumes.ADC = await stackVolume(st, 'ADC', cache);
       break;
