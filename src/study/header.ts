@@ -50,9 +50,14 @@ export interface InstanceHeader {
 
 // ---------- private tags ----------
 
+/** ArrayBuffer test that also holds across realms (jest sandboxes, worker threads). */
+function isArrayBuffer(v: unknown): v is ArrayBuffer {
+  return v instanceof ArrayBuffer || Object.prototype.toString.call(v) === '[object ArrayBuffer]';
+}
+
 function asText(v: unknown): string | undefined {
   if (v === undefined || v === null) return undefined;
-  if (v instanceof ArrayBuffer) return Buffer.from(v).toString('latin1').replace(/\0+$/, '').trim();
+  if (isArrayBuffer(v)) return Buffer.from(v).toString('latin1').replace(/\0+$/, '').trim();
   if (ArrayBuffer.isView(v)) return Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('latin1').trim();
   if (Array.isArray(v)) return v.map((x) => asText(x) ?? '').join('\\');
   return String(v).trim();
@@ -78,7 +83,7 @@ export function privateNums(ds: NaturalDataset, group: number, creator: string, 
   const v = privateRaw(ds, group, creator, elementLow);
   if (v === undefined || v === null) return [];
   const first = Array.isArray(v) ? v[0] : v;
-  if (first instanceof ArrayBuffer && binaryFloat) {
+  if (isArrayBuffer(first) && binaryFloat) {
     const n = Math.floor(first.byteLength / 4);
     const dv = new DataView(first);
     return Array.from({ length: n }, (_, i) => dv.getFloat32(i * 4, true));
@@ -98,7 +103,7 @@ export function privateNums(ds: NaturalDataset, group: number, creator: string, 
 export function parseCsa(v: unknown): Map<string, string[]> {
   const out = new Map<string, string[]>();
   const first = Array.isArray(v) ? v[0] : v;
-  if (!(first instanceof ArrayBuffer)) return out;
+  if (!isArrayBuffer(first)) return out;
   const b = Buffer.from(first);
   if (b.length < 16) return out;
   let p = 0;
@@ -252,7 +257,8 @@ function mosaicFrames(ds: NaturalDataset, base: FrameInfo): FrameInfo[] {
   }));
 }
 
-function instanceFrames(inst: StoredInstance, ds: NaturalDataset): FrameInfo[] {
+/** Frames of one instance from its parsed dataset (exported for tests and re-use). */
+export function instanceFrames(inst: StoredInstance, ds: NaturalDataset): FrameInfo[] {
   const sopInstanceUid = str(ds, 'SOPInstanceUID') ?? inst.sopInstanceUid;
   const sopClassUid = str(ds, 'SOPClassUID') ?? inst.sopClassUid;
   const seriesInstanceUid = str(ds, 'SeriesInstanceUID') ?? inst.seriesInstanceUid;

@@ -109,7 +109,7 @@ function typed(bytes: Uint8Array, f: PixelFormat, n: number): FrameArray {
 }
 
 function toU8(x: unknown): Uint8Array {
-  if (x instanceof ArrayBuffer) return new Uint8Array(x);
+  if (x instanceof ArrayBuffer || Object.prototype.toString.call(x) === '[object ArrayBuffer]') return new Uint8Array(x as ArrayBuffer);
   if (ArrayBuffer.isView(x)) return new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
   throw new PixelDecodeError('PixelData item is not binary');
 }
