@@ -128,7 +128,16 @@ function buildStacks(s: SeriesState): { stacks: Stack[]; problems: string[]; not
       l.push(f);
       byB.set(k, l);
     }
-    for (const [b, fs] of [...byB.entries()].sort((x, y) => x[0] - y[0])) {
+    for (const [b, all] of [...byB.entries()].sort((x, y) => x[0] - y[0])) {
+      let fs = all;
+      // Philips/GE put the scanner's isotropic image (DiffusionDirectionality ISOTROPIC or a zero
+      // gradient at b > 0) beside the directional ones: use it as the trace when present.
+      const iso = (f: FrameInfo): boolean =>
+        (f.directionality ?? '').toUpperCase() === 'ISOTROPIC' || (!!f.gradient && Math.hypot(...f.gradient) < 1e-6);
+      if (b > 0 && s.cls.classification === 'DWI' && all.some(iso) && !all.every(iso)) {
+        fs = all.filter(iso);
+        notes.push(`b=${b}: the scanner's isotropic images in the series used as the trace (${all.length - fs.length} directional frames set aside)`);
+      }
       bySplit.push({ b, groups: splitDirections(fs, s.cls.classification === 'DWI' && b > 0) });
     }
   } else {

@@ -196,4 +196,22 @@ describe('diffusion from one interleaved series', () => {
     expect(adc.data[0]).toBeCloseTo(1000, 0); // mean D = 1.0e-3 mm²/s = 1000 × 10^-6
     expect(r.availability.available).toMatchObject({ DWI: true, ADC: true });
   });
+
+  test("scanner's isotropic image in the same series (zero gradient at b1000) is used as the trace", async () => {
+    const withIso = interleaved().concat(
+      [0, 1, 2, 3].map((z) => ({
+        position: [0, 0, z * 5] as [number, number, number],
+        pixels: filled(5000), // 500 after the 0.1 slope: deliberately not the geometric mean
+        rescaleSlope: 0.1,
+        instanceNumber: 100 + z,
+        bValue: 1000,
+        gradient: [0, 0, 0] as [number, number, number],
+      })),
+    );
+    const inst = writeSeries(dir('dwiiso'), { modality: 'MR', extra: { RepetitionTime: 5000, EchoTime: 80 }, slices: withIso });
+    const r = await assembleStudy(inst);
+    expect(r.availability.series[0].reason).toMatch(/isotropic images in the series used as the trace \(12 directional frames set aside\)/);
+    expect(r.volumes.DWI!.data[0]).toBeCloseTo(500, 3);
+    expect(r.volumes.DWI!.geometry.slices).toBe(4);
+  });
 });
