@@ -67,35 +67,41 @@ function firstNumber(ds: DicomJson, tag: string): number | undefined {
   return typeof v === 'number' ? v : v === undefined ? undefined : Number(v);
 }
 
-/** Parse a STOW-RS response body into per-SOP-instance outcomes. */
-export function parseStowResponse(body: unknown): Map<string, { ok: boolean; status: number | null; message?: string }> {
-  const out = new Map<string, { ok: boolean; status: number | null; message?: string }>();
+export interface StowResponse {
+  /** True when the body was a STOW-RS response dataset (it had a Referenced or Failed SOP Sequence). */
+  parsed: boolean;
+  instances: Map<string, { ok: boolean; status: number | null; message?: string }>;
+}
+
+/** Parse a STOW-RS response body (application/dicom+json) into per-SOP-instance outcomes. */
+export function parseStowResponse(body: unknown): StowResponse {
+  const instances = new Map<string, { ok: boolean; status: number | null; message?: string }>();
   let json: unknown = body;
+  if (body instanceof ArrayBuffer) return parseStowResponse(Buffer.from(body).toString('utf8'));
   if (typeof body === 'string') {
-    if (body.trim() === '') return out;
+    if (body.trim() === '') return { parsed: false, instances };
     try {
       json = JSON.parse(body);
     } catch {
-      return out;
+      return { parsed: false, instances };
     }
-  } else if (body instanceof ArrayBuffer) {
-    return parseStowResponse(Buffer.from(body).toString('utf8'));
   }
   const ds = (Array.isArray(json) ? json[0] : json) as DicomJson | undefined;
-  if (!ds || typeof ds !== 'object') return out;
+  if (!ds || typeof ds !== 'object') return { parsed: false, instances };
+  const parsed = TAG.ReferencedSOPSequence in ds || TAG.FailedSOPSequence in ds;
   for (const it of seqItems(ds, TAG.ReferencedSOPSequence)) {
     const uid = firstString(it, TAG.ReferencedSOPInstanceUID);
     if (!uid) continue;
     const w = firstNumber(it, TAG.WarningReason);
-    out.set(uid, { ok: true, status: w ?? 0, message: w !== undefined ? `Warning 0x${w.toString(16).toUpperCase()}` : undefined });
+    instances.set(uid, { ok: true, status: w ?? 0, message: w !== undefined ? `Warning 0x${w.toString(16).toUpperCase()}` : undefined });
   }
   for (const it of seqItems(ds, TAG.FailedSOPSequence)) {
     const uid = firstString(it, TAG.ReferencedSOPInstanceUID);
     if (!uid) continue;
     const code = firstNumber(it, TAG.FailureReason);
-    out.set(uid, { ok: false, status: code ?? null, message: `STOW-RS refused the instance: ${failureText(code)}` });
+    instances.set(uid, { ok: false, status: code ?? null, message: `STOW-RS refused the instance: ${failureText(code)}` });
   }
-  return out;
+  return { parsed, instances };
 }
 
 export interface StowSenderOptions {
@@ -163,25 +169,27 @@ export class StowSender implements Sender {
         status = typeof err.status === 'number' ? err.status : 0;
         body = err.response;
       }
-      const perInstance = parseStowResponse(body);
+      const response = parseStowResponse(body);
       const requestFailed = status !== 200 && status !== 202 && status !== 409;
       if (requestFailed) batchError = httpReason(status);
       for (const { item } of parts) {
-        const r = perInstance.get(item.sopInstanceUid);
+        const r = response.instances.get(item.sopInstanceUid);
         if (r) {
           results.push({ id: item.id, ok: r.ok, status: r.status, message: r.message });
         } else if (requestFailed) {
           results.push({ id: item.id, ok: false, status: status || null, message: httpReason(status) });
-        } else if (status === 200) {
-          // 200 means every instance stored, even when the server lists none.
-          results.push({ id: item.id, ok: true, status: 200 });
-        } else {
+        } else if (response.parsed || status !== 200) {
+          // Measured: Orthanc 1.10 answers 200 with both sequences empty when it could not write the
+          // instance to its storage. Only a ReferencedSOPSequence entry counts as stored.
           results.push({
             id: item.id,
             ok: false,
             status,
-            message: `HTTP ${status}: instance not listed as stored in the STOW-RS response`,
+            message: `HTTP ${status}: the destination did not confirm storing the instance (not in ReferencedSOPSequence)`,
           });
+        } else {
+          // 200 without a response dataset: nothing to check against; PS3.18 says 200 = all stored.
+          results.push({ id: item.id, ok: true, status: 200, message: 'stored (HTTP 200 without a STOW-RS response body)' });
         }
       }
     }

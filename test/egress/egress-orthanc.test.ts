@@ -261,3 +261,32 @@ describe('a PACS whose AE whitelist does not list the node', () => {
     }
   });
 });
+
+describe('a PACS that accepts but cannot store (its storage directory is broken)', () => {
+  it('STOW-RS: HTTP 200 without the instance in ReferencedSOPSequence is NOT counted as sent; DIMSE: no answer → failed, no hang', async () => {
+    const pacs = await startOrthanc({ aet: 'PACS' });
+    try {
+      // Orthanc creates storage/<xx>/<yy>/ on write: a plain file in its place makes every write fail.
+      fs.rmSync(path.join(pacs.dir, 'storage'), { recursive: true, force: true });
+      fs.writeFileSync(path.join(pacs.dir, 'storage'), 'not a directory');
+      const destinations: Destination[] = [
+        { name: 'web', type: 'stow', url: pacs.dicomWebUrl, overlaySc: false },
+        { name: 'dimse', type: 'dimse', host: '127.0.0.1', port: pacs.dicomPort, calledAeTitle: 'PACS', overlaySc: false },
+      ];
+      const eg = new EgressService({ db, destinations, settings, callingAeTitle: 'STROKEAI', jitter: 0, batchTimeoutMs: 20000 });
+      eg.enqueue([{ path: geHeadCt()[26] }], ['web', 'dimse']);
+      const t0 = Date.now();
+      await eg.sendNow();
+      expect(Date.now() - t0).toBeLessThan(30000);
+      const web = eg.outbox.list({ destination: 'web' })[0];
+      expect(web.state).toBe('failed');
+      expect(web.lastError).toContain('did not confirm storing the instance');
+      const dimse = eg.outbox.list({ destination: 'dimse' })[0];
+      expect(dimse.state).toBe('failed');
+      expect(dimse.lastError).toMatch(/timeout|timed out|ended before/i);
+      expect(await pacs.listInstances()).toEqual([]);
+    } finally {
+      await pacs.stop();
+    }
+  });
+});
