@@ -9,6 +9,8 @@ import { EgressService } from './egress/egress';
 import { ModelRegistry } from './models/registry';
 import { NODE_VERSION, StrokeNode } from './node';
 import { createProcessor } from './pipelines/processor';
+import { mountAdmin } from './admin';
+import { Housekeeping } from './jobs/housekeeping';
 
 export interface BuiltNode extends StrokeNode {
   registry: ModelRegistry;
@@ -32,6 +34,9 @@ export async function buildNode(config: Config): Promise<BuiltNode> {
   node.egress = egress;
   node.addService({ name: 'models', start: async () => void (await registry.loadAll()), stop: () => registry.close() });
   node.addService({ name: 'egress', start: () => egress.start(), stop: () => egress.stop() });
+  const housekeeping = new Housekeeping({ node, registry, egress });
+  node.addService({ name: 'housekeeping', start: () => housekeeping.start(), stop: () => housekeeping.stop() });
+  mountAdmin(node, { registry, egress, housekeeping });
   node.setProcessor(
     createProcessor({ config, registry, egress, nodeVersion: NODE_VERSION, resultsDir: path.join(config.storage.dir, 'results') }),
   );

@@ -1,0 +1,71 @@
+/**
+ * /readyz: can this node take a study now? (/healthz only says the process is up.)
+ *   store     — a temp file can be written, fsynced and removed in the store's tmp folder
+ *   disk      — free space at or above storage.minFreeMb (below it the receivers refuse data)
+ *   models    — at least one model ready, or no model configured at all
+ *   queue     — the job queue answers (its database is readable)
+ * 200 when every check passes, else 503; the body lists each check with its detail.
+ */
+import * as crypto from 'crypto';
+import * as fs from 'fs';
+import * as path from 'path';
+import type { StrokeNode } from '../node';
+import type { ModelRegistry } from '../models/registry';
+
+export interface CheckResult {
+  ok: boolean;
+  detail: string;
+}
+
+export interface Readiness {
+  ready: boolean;
+  checks: { store: CheckResult; disk: CheckResult; models: CheckResult; queue: CheckResult };
+}
+
+function attempt(fn: () => string): CheckResult {
+  try {
+    return { ok: true, detail: fn() };
+  } catch (e) {
+    return { ok: false, detail: (e as Error).message };
+  }
+}
+
+export function readiness(node: StrokeNode, registry: ModelRegistry): Readiness {
+  const store = attempt(() => {
+    const f = path.join(node.store.tmpDir, `readyz-${crypto.randomBytes(4).toString('hex')}.probe`);
+    const fd = fs.openSync(f, 'w');
+    try {
+      fs.writeSync(fd, 'ok');
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+      fs.rmSync(f, { force: true });
+    }
+    return `writable (${node.store.dir})`;
+  });
+
+  node.store.invalidateSpaceCache();
+  const free = node.store.freeMb();
+  const min = node.config.storage.minFreeMb;
+  const disk: CheckResult = {
+    ok: free >= min,
+    detail: `${Number.isFinite(free) ? Math.round(free) : 'unknown'} MB free, watermark ${min} MB`,
+  };
+
+  const states = registry.states();
+  const ready = states.filter((s) => s.status === 'ready');
+  const models: CheckResult =
+    states.length === 0
+      ? { ok: true, detail: 'no model configured' }
+      : {
+          ok: ready.length > 0,
+          detail: ready.length > 0 ? `${ready.length}/${states.length} ready (${ready.map((s) => s.name).join(', ')})` : `none of ${states.length} ready: ${states.map((s) => `${s.name} ${s.status}`).join(', ')}`,
+        };
+
+  const queue = attempt(() => {
+    const c = node.queue.counts();
+    return `${c.ready} ready, ${c.running} running, ${c.collecting} collecting`;
+  });
+
+  return { ready: store.ok && disk.ok && models.ok && queue.ok, checks: { store, disk, models, queue } };
+}

@@ -1,0 +1,343 @@
+// Admin console: polls /admin/api/overview every 2 s and renders it; actions are JSON POSTs.
+// Data is only ever inserted with textContent (never innerHTML), so nothing from DICOM can inject markup.
+(function () {
+  'use strict';
+  var POLL_MS = 2000;
+  var last = null;
+  var busy = false;
+
+  // ---------- helpers ----------
+  function $(id) { return document.getElementById(id); }
+  function h(tag, attrs) {
+    var el = document.createElement(tag);
+    if (attrs) {
+      Object.keys(attrs).forEach(function (k) {
+        var v = attrs[k];
+        if (v === undefined || v === null || v === false) return;
+        if (k === 'text') el.textContent = String(v);
+        else if (k === 'cls') el.className = v;
+        else if (k === 'title') el.title = String(v);
+        else el.setAttribute(k, v === true ? '' : String(v));
+      });
+    }
+    for (var i = 2; i < arguments.length; i++) {
+      var c = arguments[i];
+      if (c === undefined || c === null || c === false) continue;
+      if (Array.isArray(c)) c.forEach(function (x) { if (x) el.appendChild(typeof x === 'string' ? document.createTextNode(x) : x); });
+      else el.appendChild(typeof c === 'string' || typeof c === 'number' ? document.createTextNode(String(c)) : c);
+    }
+    return el;
+  }
+  function td(content, cls, title) {
+    var cell = h('td', { cls: cls, title: title });
+    if (content instanceof Node) cell.appendChild(content);
+    else cell.textContent = content === null || content === undefined || content === '' ? '–' : String(content);
+    return cell;
+  }
+  function pill(text, kind, testid) { return h('span', { cls: 'pill pill-' + kind, 'data-testid': testid, text: text }); }
+  function fmtTime(ms) {
+    if (!ms) return '–';
+    var d = new Date(ms);
+    var today = new Date();
+    var pad = function (n) { return (n < 10 ? '0' : '') + n; };
+    var t = pad(d.getHours()) + ':' + pad(d.getMinutes()) + ':' + pad(d.getSeconds());
+    if (d.toDateString() === today.toDateString()) return t;
+    return d.getFullYear() + '-' + pad(d.getMonth() + 1) + '-' + pad(d.getDate()) + ' ' + t;
+  }
+  function fmtAgo(ms, now) {
+    if (!ms) return '–';
+    var s = Math.round(((now || Date.now()) - ms) / 1000);
+    if (s < 0) return 'in ' + fmtDur(-s);
+    return fmtDur(s) + ' ago';
+  }
+  function fmtDur(s) {
+    if (s < 60) return s + ' s';
+    if (s < 3600) return Math.floor(s / 60) + ' min';
+    if (s < 86400) return Math.floor(s / 3600) + ' h ' + Math.floor((s % 3600) / 60) + ' min';
+    return Math.floor(s / 86400) + ' d ' + Math.floor((s % 86400) / 3600) + ' h';
+  }
+  function fmtMs(ms) {
+    if (ms === null || ms === undefined) return '–';
+    if (ms >= 10000) return (ms / 1000).toFixed(1) + ' s';
+    if (ms >= 1000) return (ms / 1000).toFixed(2) + ' s';
+    return Math.round(ms) + ' ms';
+  }
+  function fmtMb(mb) {
+    if (mb === null || mb === undefined) return '–';
+    return mb >= 10240 ? (mb / 1024).toFixed(1) + ' GB' : Math.round(mb) + ' MB';
+  }
+  var STATE_KIND = {
+    collecting: 'info', ready: 'info', running: 'run', done: 'ok', not_processed: 'warn', failed: 'error', dead: 'error',
+    pending: 'info', sending: 'run', sent: 'ok',
+    loading: 'run', disabled: 'error', error: 'error',
+  };
+  function statePill(state, testid) { return pill(String(state).replace('_', ' '), STATE_KIND[state] || 'muted', testid); }
+  function replaceBody(table, rows, emptyText) {
+    var tbody = $(table).tBodies[0];
+    var cols = $(table).tHead.rows[0].cells.length;
+    var frag = document.createDocumentFragment();
+    if (!rows.length) frag.appendChild(h('tr', { cls: 'empty' }, h('td', { colspan: cols, text: emptyText })));
+    rows.forEach(function (r) { frag.appendChild(r); });
+    tbody.replaceChildren(frag);
+  }
+  function actionBtn(label, action, data, kind) {
+    var attrs = { cls: 'btn btn-sm' + (kind ? ' btn-' + kind : ''), 'data-action': action };
+    Object.keys(data || {}).forEach(function (k) { attrs['data-' + k] = data[k]; });
+    return h('button', attrs, label);
+  }
+  function toast(text, kind) {
+    var t = $('toast');
+    t.textContent = text;
+    t.className = 'toast toast-' + (kind || 'ok');
+    t.hidden = false;
+    clearTimeout(toast.timer);
+    toast.timer = setTimeout(function () { t.hidden = true; }, 4000);
+  }
+
+  // ---------- API ----------
+  function api(method, path, body) {
+    var init = { method: method, credentials: 'same-origin', headers: { Accept: 'application/json' } };
+    if (method !== 'GET') {
+      init.headers['Content-Type'] = 'application/json';
+      init.body = JSON.stringify(body || {});
+    }
+    return fetch('/admin/api' + path, init).then(function (res) {
+      if (res.status === 401) {
+        window.location.assign('/admin/login');
+        throw new Error('session expired');
+      }
+      return res.json().catch(function () { return {}; }).then(function (j) {
+        if (!res.ok) throw new Error(j.error || ('HTTP ' + res.status));
+        return j;
+      });
+    });
+  }
+
+  // ---------- rendering ----------
+  function renderStatus(s) {
+    $('node-name').textContent = s.nodeName;
+    document.title = s.nodeName + ' · Admin';
+    $('s-version').textContent = s.version;
+    $('s-uptime').textContent = 'up ' + fmtDur(s.uptimeSeconds);
+    $('s-ae').textContent = s.aeTitle;
+    $('s-ports').textContent = 'DIMSE ' + (s.dimsePort || 'off') + ' · HTTP ' + s.httpPort;
+    $('s-models').textContent = s.models.ready + ' / ' + s.models.total;
+    $('s-models').className = 'tile-value ' + (s.models.total && !s.models.ready ? 'text-error' : '');
+    var q = s.queue;
+    $('s-queue').textContent = String(q.collecting + q.ready + q.running);
+    $('s-queue-sub').textContent = q.running + ' running · ' + q.ready + ' ready · ' + q.collecting + ' collecting';
+    $('s-queue').className = 'tile-value ' + (q.dead ? 'text-error' : '');
+    var d = s.disk;
+    var used = d.totalMb ? Math.max(0, Math.min(1, 1 - d.freeMb / d.totalMb)) : 0;
+    var bar = $('disk-used');
+    bar.style.width = (used * 100).toFixed(1) + '%';
+    bar.className = 'disk-used disk-' + d.level;
+    $('disk-mark').style.left = d.totalMb ? (Math.max(0, 1 - d.minFreeMb / d.totalMb) * 100).toFixed(1) + '%' : '100%';
+    $('s-disk').textContent = fmtMb(d.freeMb) + ' free of ' + fmtMb(d.totalMb) + ' · watermark ' + fmtMb(d.minFreeMb) + ' · instances ' + d.instances + ' (' + fmtMb(d.instancesMb) + ') · retention ' + d.retentionDays + ' d';
+    $('s-disk').setAttribute('data-level', d.level);
+    $('banner-paused').hidden = !s.paused;
+    $('btn-pause').hidden = s.paused;
+    $('btn-resume').hidden = !s.paused;
+    document.querySelectorAll('.col-patient').forEach(function (c) { c.hidden = !s.showPatientIdentifiers; });
+  }
+
+  function studyCell(j) {
+    var wrap = h('span', { cls: 'mono', title: 'anonymised study reference (sha256 of the Study Instance UID)' }, j.studyRef);
+    return wrap;
+  }
+
+  function deliveryCell(o) {
+    if (!o || !o.delivery.total) return h('span', { cls: 'muted', text: o && o.destinations.length ? 'not queued' : '–' });
+    var d = o.delivery;
+    var kind = d.dead ? 'error' : d.failed ? 'warn' : d.sent === d.total ? 'ok' : 'info';
+    var text = d.sent + '/' + d.total + ' sent' + (d.dead ? ' · ' + d.dead + ' dead' : '') + (d.failed ? ' · ' + d.failed + ' failed' : '');
+    return pill(text, kind);
+  }
+
+  function renderStudies(list, showIds) {
+    var rows = list.map(function (j) {
+      var o = j.outcome;
+      var detail = j.error || (o && (o.reason || o.note)) || '';
+      var patient = showIds ? td(j.patient ? (j.patient.patientName || '?') + ' · ' + (j.patient.patientId || '?') : '–', 'col-patient') : null;
+      var tr = h('tr', { 'data-testid': 'study-row-' + j.id, 'data-state': j.state },
+        td(j.id, 'num'),
+        td(fmtTime(j.createdAt), null, new Date(j.createdAt).toISOString()),
+        td(studyCell(j)),
+        patient,
+        td(j.route),
+        td(statePill(j.state)),
+        td(o ? (o.available.length ? o.available.join(' + ') : 'nothing usable') : '–', null, o ? o.seriesCount + ' series' : ''),
+        td(o ? o.decision : '–'),
+        td(o && o.model ? o.model.name + ' ' + o.model.version : '–', null, o && o.model ? o.model.executionProvider : ''),
+        td(o && o.lesionVolumeMl !== null ? o.lesionVolumeMl.toFixed(2) : '–', 'num'),
+        td(o && o.coreVolumeMl !== null ? o.coreVolumeMl.toFixed(2) : '–', 'num'),
+        td(o && o.outputs.length ? o.outputs.map(function (x) { return x.count > 1 ? x.kind + '×' + x.count : x.kind; }).join(', ') : '–'),
+        td(deliveryCell(o)),
+        td(o ? fmtMs(o.timingsMs.inference) : '–', 'num'),
+        td(o ? fmtMs(o.timingsMs.total) : (j.finishedAt && j.startedAt ? fmtMs(j.finishedAt - j.startedAt) : '–'), 'num'),
+        td(detail, 'detail', detail),
+        td(['failed', 'dead', 'not_processed'].indexOf(j.state) >= 0 ? actionBtn('Retry', 'retry-job', { id: j.id }) : '', 'actions'));
+      if (!showIds) {
+        // keep column count aligned with the header (patient column hidden)
+        tr.insertBefore(h('td', { cls: 'col-patient', hidden: true }), tr.children[3]);
+      }
+      return tr;
+    });
+    replaceBody('studies-table', rows, 'No study received yet.');
+  }
+
+  function renderQueue(q) {
+    var order = ['collecting', 'ready', 'running', 'done', 'not_processed', 'failed', 'dead'];
+    var counts = $('queue-counts');
+    counts.replaceChildren.apply(counts, order.map(function (s) {
+      return h('div', { cls: 'count count-' + (STATE_KIND[s] || 'muted') + (q.counts[s] ? '' : ' count-zero'), 'data-testid': 'queue-count-' + s },
+        h('div', { cls: 'count-n', text: q.counts[s] }), h('div', { cls: 'count-l', text: s.replace('_', ' ') }));
+    }));
+    var open = ['running', 'ready', 'collecting', 'failed', 'dead', 'not_processed'];
+    var rows = [];
+    open.forEach(function (s) {
+      (q.jobs[s] || []).forEach(function (j) {
+        var since = j.state === 'running' ? j.startedAt : j.state === 'ready' ? j.readyAt : j.state === 'collecting' ? j.createdAt : j.finishedAt;
+        rows.push(h('tr', { 'data-testid': 'queue-row-' + j.id },
+          td(j.id, 'num'), td(statePill(j.state)), td(studyCell(j)), td(j.route), td(j.priority), td(j.instanceCount, 'num'),
+          td(fmtAgo(since, last && last.status.serverTime)), td(j.attempts, 'num'), td(j.handoff), td(j.error || (j.outcome && j.outcome.reason) || '', 'detail', j.error || ''),
+          td(['failed', 'dead', 'not_processed'].indexOf(j.state) >= 0 ? actionBtn('Retry', 'retry-job', { id: j.id }) : '', 'actions')));
+      });
+    });
+    replaceBody('queue-table', rows, 'Nothing waiting, running or failed.');
+  }
+
+  function renderModels(models) {
+    var rows = models.map(function (m) {
+      var st = m.selfTest;
+      var selftest = !st ? h('span', { cls: 'muted', text: 'not run' })
+        : pill((st.pass ? 'pass' : 'fail') + (st.dice !== null ? ' · Dice ' + st.dice.toFixed(2) : '') + ' · ' + fmtAgo(st.at, last && last.status.serverTime), st.pass ? 'ok' : 'error', 'selftest-' + m.name);
+      if (st && st.error) selftest.title = st.error;
+      var fallbacks = m.fallbacks && m.fallbacks.length ? ' (fell back from ' + m.fallbacks.map(function (f) { return f.provider; }).join(', ') + ')' : '';
+      return h('tr', { 'data-testid': 'model-row-' + m.name },
+        td(h('b', { text: m.name })), td(m.version), td(m.task), td(statePill(m.status, 'model-status-' + m.name)),
+        td((m.executionProvider || '–') + fallbacks, null, (m.fallbacks || []).map(function (f) { return f.provider + ': ' + f.error; }).join('\n')),
+        h('td', { cls: 'num', 'data-testid': 'model-inferences-' + m.name, text: m.inferences }),
+        td(m.lastLatencyMs, 'num'), td(m.medianLatencyMs, 'num'), td(selftest), td(m.loadedAt ? fmtTime(Date.parse(m.loadedAt)) : '–'),
+        td(m.lastError || '', 'detail text-error', m.lastError || ''));
+    });
+    replaceBody('models-table', rows, 'No model installed (models/*.json). Studies are received but not processed.');
+  }
+
+  function destHealth(d) {
+    if (d.dead) return pill('dead rows', 'error');
+    if (d.consecutiveFailures) return pill('failing', 'warn');
+    if (d.lastSuccessAt) return pill('ok', 'ok');
+    return pill('no traffic yet', 'muted');
+  }
+
+  function renderDestinations(list) {
+    var now = last && last.status.serverTime;
+    var rows = list.map(function (d) {
+      return h('tr', { 'data-testid': 'dest-row-' + d.destination },
+        td(h('b', { text: d.destination })), td(d.type), td(d.target, 'mono'), td(destHealth(d)),
+        td(d.lastSuccessAt ? fmtAgo(d.lastSuccessAt, now) : 'never', null, d.lastSuccessAt ? new Date(d.lastSuccessAt).toISOString() : ''),
+        td(d.lastFailureAt ? fmtAgo(d.lastFailureAt, now) : '–', null, d.lastFailureAt ? new Date(d.lastFailureAt).toISOString() : ''),
+        td(d.consecutiveFailures, 'num'),
+        h('td', { cls: 'num', 'data-testid': 'dest-outbox-' + d.destination, text: d.outboxSize }),
+        h('td', { cls: 'num', 'data-testid': 'dest-sent-' + d.destination, text: d.sent }),
+        h('td', { cls: 'num' + (d.dead ? ' text-error' : ''), 'data-testid': 'dest-dead-' + d.destination, text: d.dead }),
+        td(d.nextAttemptAt ? fmtAgo(d.nextAttemptAt, now) : '–'),
+        td(d.lastError || '', 'detail', d.lastError || ''),
+        td(d.dead ? actionBtn('Retry all dead (' + d.dead + ')', 'retry-dead', { dest: d.destination }, 'primary') : '', 'actions'));
+    });
+    replaceBody('dest-table', rows, 'No destination configured: results stay on this node.');
+    var size = list.reduce(function (n, d) { return n + d.outboxSize; }, 0);
+    var dead = list.reduce(function (n, d) { return n + d.dead; }, 0);
+    $('s-outbox').textContent = String(size);
+    $('s-outbox').className = 'tile-value ' + (dead ? 'text-error' : '');
+    $('s-outbox-sub').textContent = dead + ' dead · ' + list.length + ' destination' + (list.length === 1 ? '' : 's');
+  }
+
+  function renderOutbox(rows) {
+    var now = last && last.status.serverTime;
+    replaceBody('outbox-table', rows.map(function (r) {
+      return h('tr', { 'data-testid': 'outbox-row-' + r.id, 'data-state': r.state },
+        td(r.id, 'num'), td(r.destination), td(r.kind), td(h('span', { cls: 'mono', text: r.studyRef })), td(statePill(r.state)),
+        td(r.attempts, 'num'), td(r.lastStatus === null ? '' : (r.lastStatus > 999 ? '0x' + r.lastStatus.toString(16).toUpperCase() : r.lastStatus)),
+        td(r.lastError || '', 'detail', r.lastError || ''), td(fmtAgo(r.updatedAt, now)), td(r.nextAttemptAt ? fmtAgo(r.nextAttemptAt, now) : '–'),
+        td(r.state === 'dead' || r.state === 'failed' ? actionBtn('Retry', 'retry-row', { id: r.id }) : '', 'actions'));
+    }), 'Everything delivered.');
+  }
+
+  function renderHousekeeping(hk) {
+    var tasks = ['retention', 'outbox-sweep', 'model-selftest', 'disk-check'];
+    var now = last && last.status.serverTime;
+    replaceBody('hk-table', !hk ? [] : tasks.map(function (t) {
+      var r = hk.lastRuns[t];
+      var summary = r ? (r.error || Object.keys(r.summary).filter(function (k) { return k !== 'cutoff'; }).map(function (k) { return k + ' ' + r.summary[k]; }).join(' · ')) : '';
+      return h('tr', { 'data-testid': 'hk-row-' + t },
+        td(t), td(r ? fmtAgo(r.finishedAt, now) : 'not yet'), td(r ? pill(r.ok ? 'ok' : 'failed', r.ok ? 'ok' : 'error') : '–'),
+        td(summary, 'detail', summary), td(hk.nextRuns[t] ? fmtTime(Date.parse(hk.nextRuns[t])) : 'not scheduled'),
+        td(actionBtn('Run now', 'run-task', { task: t }), 'actions'));
+    }), 'Housekeeping is not running.');
+  }
+
+  function render(o) {
+    last = o;
+    renderStatus(o.status);
+    renderStudies(o.studies, o.status.showPatientIdentifiers);
+    renderQueue(o.queue);
+    renderModels(o.models);
+    renderDestinations(o.destinations);
+    renderOutbox(o.outbox);
+    renderHousekeeping(o.status.housekeeping);
+  }
+
+  function refresh() {
+    return api('GET', '/overview').then(function (o) {
+      render(o);
+      var c = $('conn');
+      c.textContent = 'live · ' + fmtTime(o.status.serverTime);
+      c.className = 'pill pill-ok';
+      $('banner-error').hidden = true;
+    }).catch(function (e) {
+      var c = $('conn');
+      c.textContent = 'offline';
+      c.className = 'pill pill-error';
+      var b = $('banner-error');
+      b.textContent = 'Cannot reach the node: ' + e.message;
+      b.hidden = false;
+    });
+  }
+
+  // ---------- actions ----------
+  var ACTIONS = {
+    'pause': function () { return api('POST', '/actions/pause').then(function () { return 'Processing paused'; }); },
+    'resume': function () { return api('POST', '/actions/resume').then(function () { return 'Processing resumed'; }); },
+    'retry-job': function (b) { return api('POST', '/actions/jobs/' + b.dataset.id + '/retry').then(function () { return 'Job ' + b.dataset.id + ' queued again'; }); },
+    'retry-row': function (b) { return api('POST', '/actions/outbox/' + b.dataset.id + '/retry').then(function () { return 'Row ' + b.dataset.id + ' will be sent again'; }); },
+    'retry-dead': function (b) { return api('POST', '/actions/destinations/' + encodeURIComponent(b.dataset.dest) + '/retry-dead').then(function (r) { return r.rows + ' dead row(s) to ' + b.dataset.dest + ' will be sent again'; }); },
+    'reload-models': function () { return api('POST', '/actions/models/reload').then(function (r) { return 'Models reloaded: ' + r.models.filter(function (m) { return m.status === 'ready'; }).length + ' ready'; }); },
+    'selftest': function () { return api('POST', '/actions/housekeeping/model-selftest').then(function (r) { return 'Self-test: ' + r.summary.passed + ' passed, ' + r.summary.failed + ' failed'; }); },
+    'run-task': function (b) { return api('POST', '/actions/housekeeping/' + b.dataset.task).then(function () { return b.dataset.task + ' done'; }); },
+  };
+  document.addEventListener('click', function (ev) {
+    var b = ev.target.closest('button[data-action]');
+    if (!b) return;
+    var fn = ACTIONS[b.dataset.action];
+    if (!fn || b.disabled) return;
+    b.disabled = true;
+    fn(b).then(function (msg) { toast(msg, 'ok'); }, function (e) { toast(e.message, 'error'); })
+      .then(refresh)
+      .then(function () { b.disabled = false; });
+  });
+  $('btn-logout').addEventListener('click', function () {
+    fetch('/admin/logout', { method: 'POST', credentials: 'same-origin', headers: { 'Content-Type': 'application/json' }, body: '{}' })
+      .finally(function () { window.location.assign('/admin/login'); });
+  });
+
+  function loop() {
+    if (busy || document.hidden) return;
+    busy = true;
+    refresh().then(function () { busy = false; });
+  }
+  loop();
+  setInterval(loop, POLL_MS);
+  document.addEventListener('visibilitychange', loop);
+})();
