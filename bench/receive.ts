@@ -113,7 +113,7 @@ async function stop(p: ChildProcess): Promise<void> {
   });
 }
 
-export async function benchReceive(n = 500): Promise<{ results: ReceiverResult[]; ratio: number; bytes: number }> {
+export async function benchReceive(n = 500): Promise<{ results: ReceiverResult[]; ratio: number; ratioNoFsync: number; bytes: number }> {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'stroke-bench-rx-'));
   try {
     const { bytes } = generateInstances(path.join(work, 'in'), n);
@@ -131,21 +131,22 @@ export async function benchReceive(n = 500): Promise<{ results: ReceiverResult[]
       await stop(p);
     }
 
-    // our node, as a separate process (so its RSS is its own)
-    {
+    // our node, as a separate process (so its RSS is its own), with and without fsync before the ack
+    for (const fsync of [true, false]) {
       const port = await freePort();
-      const cfg = path.join(work, 'node.json');
-      fs.writeFileSync(cfg, JSON.stringify({ storage: { dir: path.join(work, 'node-store'), minFreeMb: 1 }, dimse: { port, allowAnyCaller: true }, http: { port: await freePort() }, logLevel: 'warn' }));
+      const cfg = path.join(work, `node-${fsync}.json`);
+      fs.writeFileSync(cfg, JSON.stringify({ storage: { dir: path.join(work, `node-store-${fsync}`), minFreeMb: 1, fsync }, dimse: { port, allowAnyCaller: true }, http: { port: await freePort() }, logLevel: 'warn' }));
       const main = fs.existsSync(path.resolve(__dirname, '../src/main.js')) ? [path.resolve(__dirname, '../src/main.js')] : ['--import', 'tsx', path.resolve(__dirname, '../src/main.ts')];
       const p = spawn(process.execPath, main, { env: { ...process.env, STROKE_NODE_CONFIG: cfg, STROKE_NODE_LOG_SILENT: '1' }, stdio: 'ignore' });
       await waitPort(port);
       const r = sendWithStorescu(port, 'STROKEAI', path.join(work, 'in'));
-      results.push({ receiver: 'stroke-node', instances: n, seconds: r.seconds, instancesPerSecond: n / r.seconds, mbPerSecond: bytes / 1048576 / r.seconds, peakRssMb: peakRssMb(p.pid!), failures: r.failures });
+      results.push({ receiver: fsync ? 'stroke-node' : 'stroke-node (storage.fsync=false)', instances: n, seconds: r.seconds, instancesPerSecond: n / r.seconds, mbPerSecond: bytes / 1048576 / r.seconds, peakRssMb: peakRssMb(p.pid!), failures: r.failures });
       await stop(p);
     }
-    const ours = results.find((r) => r.receiver === 'stroke-node')!;
     const ref = results.find((r) => r.receiver === 'dcmtk-storescp')!;
-    return { results, ratio: ours.instancesPerSecond / ref.instancesPerSecond, bytes };
+    const ours = results.find((r) => r.receiver === 'stroke-node')!;
+    const fast = results.find((r) => r.receiver.includes('fsync=false'))!;
+    return { results, ratio: ours.instancesPerSecond / ref.instancesPerSecond, ratioNoFsync: fast.instancesPerSecond / ref.instancesPerSecond, bytes };
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }

@@ -78,7 +78,7 @@ export class StrokeNode {
     hooks: NodeHooks = {},
   ) {
     this.db = openDb(config.storage.dir);
-    this.store = new InstanceStore(this.db, config.storage.dir, config.storage.minFreeMb);
+    this.store = new InstanceStore(this.db, config.storage.dir, config.storage.minFreeMb, config.storage.fsync);
     this.queue = new EmbeddedQueue(this.db);
     this.rules = new Map(
       config.routes.map((r) => [

@@ -85,6 +85,10 @@ export const ConfigSchema = z
         dir: z.string().default('./var').describe('where instances, results and the index live'),
         minFreeMb: z.number().nonnegative().default(1024).describe('refuse new data below this much free disk'),
         retentionDays: z.number().positive().default(7).describe('delete instances and results older than this, once sent'),
+        fsync: z
+          .boolean()
+          .default(true)
+          .describe('acknowledge an instance only after its file is fsynced (power-loss safe); false = once the OS has it (process-crash safe, faster)'),
       })
       .strict()
       .default({}),

@@ -28,6 +28,8 @@ export interface ReadOptions {
   untilPixelData?: boolean;
   /** Keep private tags that dcmjs cannot name (returned under their hex tag). */
   ignoreErrors?: boolean;
+  /** Stop after this tag (e.g. "0020000E"), keeping its value: a fast header read. */
+  untilTag?: string;
 }
 
 // dcmjs logs warnings through loglevel; keep test and service output clean.
@@ -50,8 +52,8 @@ export function readPart10(buf: Buffer | ArrayBuffer | Uint8Array, opts: ReadOpt
   try {
     dicomDict = dcmjs.data.DicomMessage.readFile(ab, {
       ignoreErrors: opts.ignoreErrors ?? true,
-      untilTag: opts.untilPixelData ? '7FE00010' : undefined,
-      includeUntilTagValue: false,
+      untilTag: opts.untilTag ?? (opts.untilPixelData ? '7FE00010' : undefined),
+      includeUntilTagValue: !!opts.untilTag,
     });
   } catch (e) {
     throw new Error(`not a readable DICOM Part 10 file: ${(e as Error).message}`);

@@ -79,6 +79,12 @@ export class InstanceStore {
     private readonly db: Db,
     readonly dir: string,
     private readonly minFreeMb: number,
+    /**
+     * true (default): acknowledge only after the file and its folder entry are fsynced (survives
+     * power loss). false: after the OS has the bytes (survives a process crash, not power loss),
+     * as DCMTK storescp does. The index itself is always rebuildable from the files (recover()).
+     */
+    private readonly fsyncFiles = true,
   ) {
     this.tmpDir = path.join(dir, 'tmp');
     this.instancesDir = path.join(dir, 'instances');
@@ -148,6 +154,10 @@ export class InstanceStore {
       const buf = Buffer.alloc(n);
       fs.readSync(fd, buf, 0, n, 0);
       try {
+        // Everything the index needs is at or before SeriesInstanceUID (0020,000E): stop there, so
+        // big vendor headers (Siemens CSA in group 0029) and the pixel data are never parsed here.
+        const early = readPart10(buf, { untilTag: '0020000E' });
+        if (early.dataset.SeriesInstanceUID && early.dataset.SOPInstanceUID) return early;
         return readPart10(buf, { untilPixelData: true });
       } catch (e) {
         if (n === size) throw e;
@@ -179,7 +189,7 @@ export class InstanceStore {
     const fd = fs.openSync(tmp, 'r+');
     let size: number;
     try {
-      fs.fsyncSync(fd);
+      if (this.fsyncFiles) fs.fdatasyncSync(fd);
       size = fs.fstatSync(fd).size;
     } finally {
       fs.closeSync(fd);
@@ -224,7 +234,7 @@ export class InstanceStore {
     fs.mkdirSync(destDir, { recursive: true });
     const dest = path.join(destDir, `${h(sopInstanceUid!)}.dcm`);
     fs.renameSync(tmp, dest);
-    fsyncDir(destDir);
+    if (this.fsyncFiles) fsyncDir(destDir);
 
     const instance: StoredInstance = {
       sopInstanceUid: sopInstanceUid!,
