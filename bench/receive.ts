@@ -92,6 +92,21 @@ export function generateInstances(dir: string, n: number): { files: string[]; by
   return { files, bytes };
 }
 
+/** Send `dirs` with one storescu process (one association) each, all at once. */
+async function sendParallel(port: number, aec: string, dirs: string[]): Promise<{ seconds: number; failures: number }> {
+  const t0 = process.hrtime.bigint();
+  const codes = await Promise.all(
+    dirs.map(
+      (d) =>
+        new Promise<number>((resolve) => {
+          const p = spawn('storescu', ['-aet', 'BENCH', '-aec', aec, '+sd', '-xe', '127.0.0.1', String(port), d], { env: { ...process.env, TCP_NODELAY: '1' }, stdio: 'ignore' });
+          p.on('exit', (c) => resolve(c ?? 1));
+        }),
+    ),
+  );
+  return { seconds: Number(process.hrtime.bigint() - t0) / 1e9, failures: codes.filter((c) => c !== 0).length };
+}
+
 function sendWithStorescu(port: number, aec: string, dir: string): { seconds: number; failures: number } {
   const t0 = process.hrtime.bigint();
   const r = spawnSync('storescu', ['-aet', 'BENCH', '-aec', aec, '+sd', '-xe', '127.0.0.1', String(port), dir], {
@@ -113,40 +128,66 @@ async function stop(p: ChildProcess): Promise<void> {
   });
 }
 
-export async function benchReceive(n = 500): Promise<{ results: ReceiverResult[]; ratio: number; ratioNoFsync: number; bytes: number }> {
-  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'stroke-bench-rx-'));
-  try {
-    const { bytes } = generateInstances(path.join(work, 'in'), n);
-    const results: ReceiverResult[] = [];
+interface Receiver {
+  name: string;
+  start(work: string): Promise<{ port: number; aec: string; pid: number; stop(): Promise<void> }>;
+}
 
-    // DCMTK storescp (reference)
-    {
-      const port = await freePort();
-      const out = path.join(work, 'storescp');
-      fs.mkdirSync(out);
-      const p = spawn('storescp', ['-aet', 'STORESCP', '-od', out, '+B', String(port)], { env: { ...process.env, TCP_NODELAY: '1' }, stdio: 'ignore' });
-      await waitPort(port);
-      const r = sendWithStorescu(port, 'STORESCP', path.join(work, 'in'));
-      results.push({ receiver: 'dcmtk-storescp', instances: n, seconds: r.seconds, instancesPerSecond: n / r.seconds, mbPerSecond: bytes / 1048576 / r.seconds, peakRssMb: peakRssMb(p.pid!), failures: r.failures });
-      await stop(p);
-    }
+const storescpReceiver: Receiver = {
+  name: 'dcmtk-storescp',
+  async start(work) {
+    const port = await freePort();
+    const out = fs.mkdtempSync(path.join(work, 'storescp-'));
+    const p = spawn('storescp', ['-aet', 'STORESCP', '-od', out, '+B', String(port)], { env: { ...process.env, TCP_NODELAY: '1' }, stdio: 'ignore' });
+    await waitPort(port);
+    return { port, aec: 'STORESCP', pid: p.pid!, stop: () => stop(p) };
+  },
+};
 
-    // our node, as a separate process (so its RSS is its own), with and without fsync before the ack
-    for (const fsync of [true, false]) {
+function nodeReceiver(fsync: boolean): Receiver {
+  return {
+    name: fsync ? 'stroke-node' : 'stroke-node (storage.fsync=false)',
+    async start(work) {
       const port = await freePort();
-      const cfg = path.join(work, `node-${fsync}.json`);
-      fs.writeFileSync(cfg, JSON.stringify({ storage: { dir: path.join(work, `node-store-${fsync}`), minFreeMb: 1, fsync }, dimse: { port, allowAnyCaller: true }, http: { port: await freePort() }, logLevel: 'warn' }));
+      const dir = fs.mkdtempSync(path.join(work, 'node-'));
+      const cfg = path.join(dir, 'node.json');
+      fs.writeFileSync(cfg, JSON.stringify({ storage: { dir: path.join(dir, 'store'), minFreeMb: 1, fsync }, dimse: { port, allowAnyCaller: true }, http: { port: await freePort() }, inference: { modelsDir: path.join(dir, 'no-models') }, logLevel: 'warn' }));
       const main = fs.existsSync(path.resolve(__dirname, '../src/main.js')) ? [path.resolve(__dirname, '../src/main.js')] : ['--import', 'tsx', path.resolve(__dirname, '../src/main.ts')];
       const p = spawn(process.execPath, main, { env: { ...process.env, STROKE_NODE_CONFIG: cfg, STROKE_NODE_LOG_SILENT: '1' }, stdio: 'ignore' });
       await waitPort(port);
-      const r = sendWithStorescu(port, 'STROKEAI', path.join(work, 'in'));
-      results.push({ receiver: fsync ? 'stroke-node' : 'stroke-node (storage.fsync=false)', instances: n, seconds: r.seconds, instancesPerSecond: n / r.seconds, mbPerSecond: bytes / 1048576 / r.seconds, peakRssMb: peakRssMb(p.pid!), failures: r.failures });
-      await stop(p);
+      return { port, aec: 'STROKEAI', pid: p.pid!, stop: () => stop(p) };
+    },
+  };
+}
+
+export interface ReceiveScenario {
+  associations: number;
+  results: ReceiverResult[];
+  ratio: number;
+  ratioNoFsync: number;
+}
+
+export async function benchReceive(n = 500, associationCounts = [1, 4]): Promise<{ scenarios: ReceiveScenario[]; bytes: number }> {
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'stroke-bench-rx-'));
+  try {
+    const { files, bytes } = generateInstances(path.join(work, 'in'), n);
+    const scenarios: ReceiveScenario[] = [];
+    for (const k of associationCounts) {
+      // k folders of n/k instances: one storescu (one association) per folder, all at once
+      const dirs = Array.from({ length: k }, (_, i) => path.join(work, `in-${k}-${i}`));
+      dirs.forEach((d) => fs.mkdirSync(d, { recursive: true }));
+      files.forEach((f, i) => fs.linkSync(f, path.join(dirs[i % k], path.basename(f))));
+      const results: ReceiverResult[] = [];
+      for (const rx of [storescpReceiver, nodeReceiver(true), nodeReceiver(false)]) {
+        const h = await rx.start(work);
+        const r = k === 1 ? sendWithStorescu(h.port, h.aec, dirs[0]) : await sendParallel(h.port, h.aec, dirs);
+        results.push({ receiver: rx.name, instances: n, seconds: r.seconds, instancesPerSecond: n / r.seconds, mbPerSecond: bytes / 1048576 / r.seconds, peakRssMb: peakRssMb(h.pid), failures: r.failures });
+        await h.stop();
+      }
+      const ref = results[0];
+      scenarios.push({ associations: k, results, ratio: results[1].instancesPerSecond / ref.instancesPerSecond, ratioNoFsync: results[2].instancesPerSecond / ref.instancesPerSecond });
     }
-    const ref = results.find((r) => r.receiver === 'dcmtk-storescp')!;
-    const ours = results.find((r) => r.receiver === 'stroke-node')!;
-    const fast = results.find((r) => r.receiver.includes('fsync=false'))!;
-    return { results, ratio: ours.instancesPerSecond / ref.instancesPerSecond, ratioNoFsync: fast.instancesPerSecond / ref.instancesPerSecond, bytes };
+    return { scenarios, bytes };
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }

@@ -140,7 +140,7 @@ export class StrokeNode {
 
   async start(): Promise<void> {
     const rec = this.store.recover();
-    if (rec.removedTemp || rec.reindexed) log.info('store recovered after restart', { event: 'store.recovered', ...rec });
+    if (rec.removedTemp || rec.reindexed || rec.droppedRows) log.info('store recovered after restart', { event: 'store.recovered', ...rec });
     for (const s of this.services) await s.start();
     await this.dimse?.start();
     this.httpServer = http.createServer(this.app);

@@ -175,7 +175,18 @@ export class InstanceStore {
    */
   async commit(tmp: string, ctx: CommitContext): Promise<CommitResult> {
     try {
-      return this.commitSync(tmp, ctx);
+      // The fsync waits run on the thread pool, so other associations progress meanwhile.
+      if (this.fsyncFiles) {
+        const fh = await fs.promises.open(tmp, 'r+');
+        try {
+          await fh.datasync();
+        } finally {
+          await fh.close();
+        }
+      }
+      const r = this.commitSync(tmp, ctx, { synced: true, asyncDirSync: true });
+      if (this.fsyncFiles && r.status === 'stored') await fsyncDirAsync(path.dirname(r.instance.path));
+      return r;
     } catch (e) {
       fs.rmSync(tmp, { force: true });
       if (e instanceof StoreError) throw e;
@@ -185,11 +196,11 @@ export class InstanceStore {
     }
   }
 
-  private commitSync(tmp: string, ctx: CommitContext): CommitResult {
+  private commitSync(tmp: string, ctx: CommitContext, opts: { synced?: boolean; asyncDirSync?: boolean } = {}): CommitResult {
     const fd = fs.openSync(tmp, 'r+');
     let size: number;
     try {
-      if (this.fsyncFiles) fs.fdatasyncSync(fd);
+      if (this.fsyncFiles && !opts.synced) fs.fdatasyncSync(fd);
       size = fs.fstatSync(fd).size;
     } finally {
       fs.closeSync(fd);
@@ -234,7 +245,7 @@ export class InstanceStore {
     fs.mkdirSync(destDir, { recursive: true });
     const dest = path.join(destDir, `${h(sopInstanceUid!)}.dcm`);
     fs.renameSync(tmp, dest);
-    if (this.fsyncFiles) fsyncDir(destDir);
+    if (this.fsyncFiles && !opts.asyncDirSync) fsyncDir(destDir);
 
     const instance: StoredInstance = {
       sopInstanceUid: sopInstanceUid!,
@@ -316,11 +327,20 @@ export class InstanceStore {
    * Start-up recovery: remove half-written temporary files (never acknowledged), re-index files
    * that were renamed into place but whose row was not committed (crash in between).
    */
-  recover(): { removedTemp: number; reindexed: number } {
+  recover(): { removedTemp: number; reindexed: number; droppedRows: number } {
     let removedTemp = 0;
     for (const f of fs.readdirSync(this.tmpDir)) {
       fs.rmSync(path.join(this.tmpDir, f), { force: true });
       removedTemp++;
+    }
+    // Rows whose file is gone (a power loss between the row commit and the folder fsync; such an
+    // instance was never acknowledged) are dropped.
+    let droppedRows = 0;
+    for (const r of this.db.prepare('SELECT sop_instance_uid, path FROM instances').all() as { sop_instance_uid: string; path: string }[]) {
+      if (!fs.existsSync(r.path)) {
+        this.db.prepare('DELETE FROM instances WHERE sop_instance_uid = ?').run(r.sop_instance_uid);
+        droppedRows++;
+      }
     }
     let reindexed = 0;
     const known = new Set(
@@ -339,7 +359,20 @@ export class InstanceStore {
         fs.rmSync(tmp, { force: true });
       }
     }
-    return { removedTemp, reindexed };
+    return { removedTemp, reindexed, droppedRows };
+  }
+}
+
+async function fsyncDirAsync(dir: string): Promise<void> {
+  try {
+    const fh = await fs.promises.open(dir, 'r');
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  } catch {
+    /* some filesystems refuse directory fsync */
   }
 }
 
