@@ -215,7 +215,7 @@
       if (st && st.error) selftest.title = st.error;
       var fallbacks = m.fallbacks && m.fallbacks.length ? ' (fell back from ' + m.fallbacks.map(function (f) { return f.provider; }).join(', ') + ')' : '';
       return h('tr', { 'data-testid': 'model-row-' + m.name },
-        td(h('b', { text: m.name })), td(m.version), td(m.task), td(statePill(m.status, 'model-status-' + m.name)),
+        td(h('b', { text: m.name })), td(m.version), td(m.task), td(pill(m.status, m.status === 'ready' ? 'ok' : STATE_KIND[m.status] || 'muted', 'model-status-' + m.name)),
         td((m.executionProvider || '–') + fallbacks, null, (m.fallbacks || []).map(function (f) { return f.provider + ': ' + f.error; }).join('\n')),
         h('td', { cls: 'num', 'data-testid': 'model-inferences-' + m.name, text: m.inferences }),
         td(m.lastLatencyMs, 'num'), td(m.medianLatencyMs, 'num'), td(selftest), td(m.loadedAt ? fmtTime(Date.parse(m.loadedAt)) : '–'),
@@ -243,7 +243,8 @@
         h('td', { cls: 'num', 'data-testid': 'dest-sent-' + d.destination, text: d.sent }),
         h('td', { cls: 'num' + (d.dead ? ' text-error' : ''), 'data-testid': 'dest-dead-' + d.destination, text: d.dead }),
         td(d.nextAttemptAt ? fmtAgo(d.nextAttemptAt, now) : '–'),
-        td(d.lastError || '', 'detail', d.lastError || ''),
+        // the last error stays recorded after a success: show it only while the destination is failing
+        td(d.lastError && (!d.lastSuccessAt || (d.lastFailureAt || 0) > d.lastSuccessAt) ? d.lastError : '', 'detail', d.lastError ? 'last error: ' + d.lastError : ''),
         td(d.dead ? actionBtn('Retry all dead (' + d.dead + ')', 'retry-dead', { dest: d.destination }, 'primary') : '', 'actions'));
     });
     replaceBody('dest-table', rows, 'No destination configured: results stay on this node.');
