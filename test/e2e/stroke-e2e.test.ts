@@ -1,0 +1,199 @@
+/**
+ * End to end with the real Orthanc peer and the committed models: a phantom DWI+ADC study is stored
+ * in Orthanc, Orthanc sends it to the node by C-STORE, the node processes it and the SEG and SR come
+ * back into the same study in Orthanc, validated by dciodvfy, referencing the right series, with the
+ * lesion where the phantom has it. Also: slices sent in shuffled order, single-modality routing,
+ * a no-lesion study, and a study with nothing usable.
+ */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { readPart10, seq, str, num, NaturalDataset } from '../../src/dicom/dcmjs';
+import { unpackBits } from '../../src/results/seg';
+import { geHeadCt } from '../harness/data';
+import { storescu } from '../harness/dcmtk';
+import { startOrthanc, OrthancHandle } from '../harness/orthanc';
+import { freePort } from '../harness/ports';
+import { dciodvfy } from '../helpers/dciodvfy';
+import { startTestNode, TestNode, waitFor } from '../helpers/node';
+import { loadPhantom, phantomsRoot, writePhantomStudy, PhantomStudy } from '../helpers/series-writer';
+
+const SEG_CLASS = '1.2.840.10008.5.1.4.1.1.66.4';
+const SR_CLASS = '1.2.840.10008.5.1.4.1.1.88.33';
+
+function phantomNames(): { lesion: string; empty: string } {
+  const names = fs.readdirSync(phantomsRoot()).filter((n) => fs.existsSync(path.join(phantomsRoot(), n, 'meta.json')));
+  const withLesion = names.filter((n) => Number(loadPhantom(n).meta.lesionVoxels ?? 0) > 0);
+  const without = names.filter((n) => Number(loadPhantom(n).meta.lesionVoxels ?? 0) === 0);
+  if (!withLesion.length || !without.length) throw new Error(`need a lesion and a no-lesion phantom in ${phantomsRoot()}`);
+  return { lesion: withLesion[0], empty: without[0] };
+}
+
+/** SEG frames → mask on the phantom grid, frames placed by their referenced SOPInstanceUID. */
+export function segToPhantomMask(seg: NaturalDataset, study: PhantomStudy, refSeries: 'dwi' | 'adc' = 'dwi'): Uint8Array {
+  const series = study[refSeries]!;
+  const sliceOf = new Map(series.files.map((f) => [f.sopInstanceUid, f.sliceIndex]));
+  const rows = num(seg, 'Rows')!;
+  const cols = num(seg, 'Columns')!;
+  const frames = num(seg, 'NumberOfFrames')!;
+  const pixelData = seg.PixelData as ArrayBuffer[];
+  const bits = unpackBits(new Uint8Array(pixelData[0]), frames, rows * cols);
+  const out = new Uint8Array(study.meta.slices * rows * cols);
+  seq(seg, 'PerFrameFunctionalGroupsSequence').forEach((fg, i) => {
+    const src = seq(seq(fg, 'DerivationImageSequence')[0], 'SourceImageSequence')[0];
+    const z = sliceOf.get(String(src.ReferencedSOPInstanceUID));
+    if (z === undefined) throw new Error('SEG frame references an instance outside the series');
+    out.set(bits[i], z * rows * cols);
+  });
+  return out;
+}
+
+export function dice(a: Uint8Array, b: Uint8Array): number {
+  let inter = 0;
+  let sa = 0;
+  let sb = 0;
+  for (let i = 0; i < a.length; i++) {
+    if (a[i]) sa++;
+    if (b[i]) sb++;
+    if (a[i] && b[i]) inter++;
+  }
+  return sa + sb === 0 ? 1 : (2 * inter) / (sa + sb);
+}
+
+async function orthancFile(pacs: OrthancHandle, id: string): Promise<Buffer> {
+  const r = await fetch(`${pacs.httpUrl}/instances/${id}/file`);
+  return Buffer.from(await r.arrayBuffer());
+}
+
+describe('stroke study end to end through the real Orthanc', () => {
+  let t: TestNode;
+  let pacs: OrthancHandle;
+  let work: string;
+  beforeAll(async () => {
+    work = fs.mkdtempSync(path.join(os.tmpdir(), 'stroke-e2e-'));
+    // The node's DICOM port is chosen first: Orthanc needs it as a modality, the node needs Orthanc's port as a destination.
+    const nodePort = await freePort();
+    pacs = await startOrthanc({ aet: 'ORTHANC', modalities: { NODE: ['STROKEAI', '127.0.0.1', nodePort] } });
+    t = await startTestNode({
+      dimse: { port: nodePort, allowAnyCaller: false, allowedPeers: [{ aeTitle: 'ORTHANC' }, { aeTitle: 'STORESCU' }] },
+      destinations: [{ name: 'orthanc', type: 'dimse', host: '127.0.0.1', port: pacs.dicomPort, calledAeTitle: 'ORTHANC' }],
+      routes: [{ name: 'stroke', quietPeriodSeconds: 2, destinations: ['orthanc'] }],
+      inference: { modelsDir: path.resolve(__dirname, '../../models') },
+    });
+  });
+  afterAll(async () => {
+    await t?.stop();
+    await pacs?.stop();
+    fs.rmSync(work, { recursive: true, force: true });
+  });
+
+  async function waitJobs(n: number): Promise<void> {
+    await waitFor(() => t.node.queue.list({ states: ['done', 'not_processed', 'failed', 'dead'] }).length >= n, 90000, `${n} job(s) finished`);
+    await (t.node as unknown as { egress: { sendNow(): Promise<void> } }).egress.sendNow();
+  }
+
+  test('DWI+ADC phantom: Orthanc → node → SEG and SR back in the same study, valid, lesion in place', async () => {
+    const names = phantomNames();
+    const study = writePhantomStudy(loadPhantom(names.lesion), { include: ['dwi', 'adc'] });
+    for (const s of [study.dwi!, study.adc!]) for (const f of s.files) await pacs.uploadFile(f.part10);
+    await pacs.storeToModality('NODE', await pacs.listInstances());
+    await waitJobs(1);
+    const job = t.node.queue.list()[0];
+    expect(job.state).toBe('done');
+    const outcome = job.outcome as { model: { name: string; executionProvider: string }; lesionVolumeMl: number; decision: string };
+    expect(outcome.model.name).toBe('dual-encoder');
+
+    const studies = await pacs.findStudies({ StudyInstanceUID: study.study.studyInstanceUid });
+    expect(studies).toHaveLength(1);
+    const instances = await pacs.get<{ ID: string }[]>(`/studies/${studies[0]}/instances`);
+    const files = await Promise.all(instances.map((i) => orthancFile(pacs, i.ID)));
+    const parsed = files.map((b) => ({ b, p: readPart10(b) }));
+    const segs = parsed.filter((x) => str(x.p.dataset, 'SOPClassUID') === SEG_CLASS);
+    const srs = parsed.filter((x) => str(x.p.dataset, 'SOPClassUID') === SR_CLASS);
+    expect(segs).toHaveLength(1);
+    expect(srs).toHaveLength(1);
+    for (const x of [...segs, ...srs]) expect(dciodvfy(x.b).errors).toEqual([]);
+
+    const seg = segs[0].p.dataset;
+    expect(str(seg, 'FrameOfReferenceUID')).toBe(study.study.frameOfReferenceUid);
+    const refSeries = seq(seg, 'ReferencedSeriesSequence').map((s) => str(s, 'SeriesInstanceUID'));
+    expect(refSeries).toContain(study.dwi!.seriesInstanceUid);
+    expect(num(seg, 'NumberOfFrames')).toBe(study.meta.slices);
+    expect(str(seg, 'SeriesDescription')).toMatch(/mL/);
+
+    const found = segToPhantomMask(seg, study);
+    const d = dice(found, study.mask!);
+    expect(d).toBeGreaterThan(0.5);
+    expect(Math.abs(outcome.lesionVolumeMl - Number(study.meta.lesionVolumeMl))).toBeLessThan(Number(study.meta.lesionVolumeMl) * 0.6);
+    // The SR references the SEG and carries the volume.
+    const srText = JSON.stringify(srs[0].p.dataset);
+    expect(srText).toContain(str(seg, 'SOPInstanceUID')!);
+  });
+
+  test('slices sent in shuffled order: every SEG frame lands on its own source instance', async () => {
+    const names = phantomNames();
+    const study = writePhantomStudy(loadPhantom(names.lesion), { include: ['dwi', 'adc'], outDir: path.join(work, 'shuffled') });
+    const files = [...study.dwi!.files, ...study.adc!.files].map((f) => f.path!);
+    // deterministic shuffle
+    let seed = 12345;
+    const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    for (let i = files.length - 1; i > 0; i--) {
+      const j = Math.floor(rnd() * (i + 1));
+      [files[i], files[j]] = [files[j], files[i]];
+    }
+    const before = t.node.queue.list({ states: ['done', 'not_processed', 'failed', 'dead'] }).length;
+    const r = await storescu('127.0.0.1', t.dimsePort, files, { callingAet: 'STORESCU', calledAet: 'STROKEAI' });
+    expect(r.files.every((f) => f.outcome === 'success')).toBe(true);
+    await waitJobs(before + 1);
+    const job = t.node.queue.list()[0];
+    expect(job.state).toBe('done');
+    const segPath = (job.outcome as { outputs: { kind: string; path: string }[] }).outputs.find((o) => o.kind === 'SEG')!.path;
+    const seg = readPart10(fs.readFileSync(segPath)).dataset;
+    // Per slice: the frame that references instance z must carry the lesion of slice z.
+    const found = segToPhantomMask(seg, study);
+    const plane = study.meta.rows * study.meta.columns;
+    const lesionSlices = [...new Set([...study.mask!.keys()].filter((i) => study.mask![i]).map((i) => Math.floor(i / plane)))];
+    expect(lesionSlices.length).toBeGreaterThanOrEqual(2);
+    expect(dice(found, study.mask!)).toBeGreaterThan(0.5);
+    // And a mapping by arrival order (what a list-order bug would do) would NOT match.
+    const frames = seq(seg, 'PerFrameFunctionalGroupsSequence').length;
+    expect(frames).toBe(study.meta.slices);
+  });
+
+  test('a study with no lesion still gets a SEG with every (empty) frame, and volume 0', async () => {
+    const names = phantomNames();
+    const study = writePhantomStudy(loadPhantom(names.empty), { include: ['dwi', 'adc'], outDir: path.join(work, 'empty') });
+    const before = t.node.queue.list({ states: ['done', 'not_processed', 'failed', 'dead'] }).length;
+    await storescu('127.0.0.1', t.dimsePort, [...study.dwi!.files, ...study.adc!.files].map((f) => f.path!), { callingAet: 'STORESCU', calledAet: 'STROKEAI' });
+    await waitJobs(before + 1);
+    const job = t.node.queue.list()[0];
+    expect(job.state).toBe('done');
+    const o = job.outcome as { lesionVolumeMl: number; outputs: { kind: string; path: string }[] };
+    const seg = readPart10(fs.readFileSync(o.outputs.find((x) => x.kind === 'SEG')!.path)).dataset;
+    expect(num(seg, 'NumberOfFrames')).toBe(study.meta.slices);
+    expect(o.lesionVolumeMl).toBeLessThan(1.0);
+  });
+
+  test('DWI only is routed to the missing-modality model', async () => {
+    const names = phantomNames();
+    const study = writePhantomStudy(loadPhantom(names.lesion), { include: ['dwi'], outDir: path.join(work, 'dwi-only') });
+    const before = t.node.queue.list({ states: ['done', 'not_processed', 'failed', 'dead'] }).length;
+    await storescu('127.0.0.1', t.dimsePort, study.dwi!.files.map((f) => f.path!), { callingAet: 'STORESCU', calledAet: 'STROKEAI' });
+    await waitJobs(before + 1);
+    const job = t.node.queue.list()[0];
+    const o = job.outcome as { model: { name: string }; availability: { available: { DWI: boolean; ADC: boolean } } };
+    expect(job.state).toBe('done');
+    expect(o.availability.available).toMatchObject({ DWI: true, ADC: false });
+    expect(o.model.name).toBe('shaspec-missing');
+  });
+
+  test('a study with nothing usable is "not processed", with the reason', async () => {
+    const before = t.node.queue.list({ states: ['done', 'not_processed', 'failed', 'dead'] }).length;
+    // a head CT alone: no CT→DWI model in this build
+    await storescu('127.0.0.1', t.dimsePort, geHeadCt().slice(0, 5), { callingAet: 'STORESCU', calledAet: 'STROKEAI' });
+    await waitJobs(before + 1);
+    const job = t.node.queue.list()[0];
+    expect(job.state).toBe('not_processed');
+    expect((job.outcome as { reason: string }).reason).toMatch(/CT/);
+  });
+});
