@@ -5,6 +5,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { benchE2e } from './e2e';
 import { benchReceive } from './receive';
 
 async function main(): Promise<void> {
@@ -27,6 +28,11 @@ async function main(): Promise<void> {
         `receive x${s.associations}: ${s.results.map((x) => `${x.receiver} ${x.instancesPerSecond.toFixed(0)} inst/s rss ${x.peakRssMb.toFixed(0)} MB`).join(' | ')} | ratio ${s.ratio.toFixed(2)} (no fsync ${s.ratioNoFsync.toFixed(2)})\n`,
       );
     }
+  }
+  if (want('e2e')) {
+    const r = await benchE2e(Number(process.env.BENCH_E2E_RUNS ?? 3));
+    report.e2e = r;
+    process.stdout.write(`e2e: ${JSON.stringify((r as { median?: unknown }).median ?? r)}\n`);
   }
   const out = process.env.BENCH_OUT ?? path.resolve(__dirname, '..', '..', 'bench', 'reports', 'latest.json');
   const finalOut = fs.existsSync(path.dirname(path.dirname(out))) ? out : path.resolve('bench', 'reports', 'latest.json');

@@ -29,7 +29,7 @@ const scpBehaviour: { statuses: Map<string, number>; acceptClasses: string[]; re
 };
 
 class ChoosyScp extends Scp {
-  associationRequested(association: assocNs.Association): void {
+  override associationRequested(association: assocNs.Association): void {
     for (const c of association.getPresentationContexts()) {
       const ctx = association.getPresentationContext(c.id);
       if (scpBehaviour.acceptClasses.includes(ctx.getAbstractSyntaxUid())) {
@@ -42,7 +42,7 @@ class ChoosyScp extends Scp {
     }
     this.sendAssociationAccept();
   }
-  cStoreRequest(request: requests.CStoreRequest, callback: (r: responses.CStoreResponse) => void): void {
+  override cStoreRequest(request: requests.CStoreRequest, callback: (r: responses.CStoreResponse) => void): void {
     const uid = request.getAffectedSopInstanceUid();
     scpBehaviour.received.push(uid);
     const response = responses.CStoreResponse.fromRequest(request);
@@ -51,7 +51,7 @@ class ChoosyScp extends Scp {
     response.setErrorComment(response.getStatus() === 0xa700 ? 'disk full' : '');
     callback(response);
   }
-  associationReleaseRequested(): void {
+  override associationReleaseRequested(): void {
     this.sendAssociationReleaseResponse();
   }
 }

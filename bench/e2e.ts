@@ -1,0 +1,119 @@
+/**
+ * End-to-end latency on this machine: a DWI+ADC study (2 x 30 slices, 256x256) sent by storescu to the
+ * node, processed with the committed dual-encoder model, SEG + SR sent to a real Orthanc. Measures from
+ * the last instance acknowledged to the SEG stored in Orthanc, with the stability wait reported
+ * separately and a per-stage breakdown (parse+assemble, preprocess, inference, postprocess, encode,
+ * store, send) and the share of time outside inference.
+ */
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { parseConfig } from '../src/config/load';
+import { buildNode } from '../src/wiring';
+import { startOrthanc } from '../test/harness/orthanc';
+import { freePort } from '../test/harness/ports';
+import { newStudyContext, writeSeries, writeSeriesToDir } from '../test/helpers/series-writer';
+
+const SEG_CLASS = '1.2.840.10008.5.1.4.1.1.66.4';
+
+/** A simple head: ellipse of brain (DWI ~1000, ADC ~800) with a restricted-diffusion lesion. */
+function syntheticStudy(dir: string, size = 256, slices = 30): void {
+  const n = size * size * slices;
+  const dwi = new Uint16Array(n);
+  const adc = new Uint16Array(n);
+  for (let z = 0; z < slices; z++) {
+    for (let r = 0; r < size; r++) {
+      for (let c = 0; c < size; c++) {
+        const i = (z * size + r) * size + c;
+        const e = ((r - size / 2) / (size * 0.38)) ** 2 + ((c - size / 2) / (size * 0.3)) ** 2 + ((z - slices / 2) / (slices * 0.6)) ** 2;
+        if (e < 1) {
+          const l = ((r - size * 0.4) / 18) ** 2 + ((c - size * 0.6) / 14) ** 2 + ((z - slices * 0.55) / 4) ** 2 < 1;
+          dwi[i] = l ? 2100 : 950 + ((r * 7 + c * 3 + z) % 60);
+          adc[i] = l ? 420 : 780 + ((r * 5 + c * 11) % 80);
+        }
+      }
+    }
+  }
+  const study = newStudyContext();
+  const base = { rows: size, columns: size, slices, pixelSpacing: [0.9, 0.9] as [number, number], sliceThickness: 5, sliceSpacing: 5, imageOrientationPatient: [1, 0, 0, 0, 1, 0] as [number, number, number, number, number, number], imagePositionPatientFirst: [-115, -115, -70] as [number, number, number] };
+  writeSeriesToDir(writeSeries({ ...base, kind: 'TRACEW', data: dwi, bValue: 1000, seriesNumber: 3, seriesDescription: 'ep2d_diff TRACEW b1000' }, study), path.join(dir, 'dwi'));
+  writeSeriesToDir(writeSeries({ ...base, kind: 'ADC', data: adc, seriesNumber: 4, seriesDescription: 'ep2d_diff ADC' }, study), path.join(dir, 'adc'));
+}
+
+export async function benchE2e(runs = 3): Promise<Record<string, unknown>> {
+  const modelsDir = path.resolve(__dirname, '..', '..', 'models');
+  const models = fs.existsSync(path.join(modelsDir, 'dual-encoder.json')) ? modelsDir : path.resolve('models');
+  if (!fs.existsSync(path.join(models, 'dual-encoder.json'))) return { skipped: 'models/dual-encoder.json not found' };
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'stroke-bench-e2e-'));
+  const nodePort = await freePort();
+  const pacs = await startOrthanc({ aet: 'ORTHANC' });
+  const config = parseConfig({
+    storage: { dir: path.join(work, 'store'), minFreeMb: 1 },
+    dimse: { port: nodePort, allowAnyCaller: true },
+    http: { port: await freePort() },
+    destinations: [{ name: 'orthanc', type: 'dimse', host: '127.0.0.1', port: pacs.dicomPort, calledAeTitle: 'ORTHANC' }],
+    routes: [{ name: 'stroke', quietPeriodSeconds: 2, requiredSeries: ['DWI', 'ADC'], destinations: ['orthanc'] }],
+    inference: { modelsDir: models },
+    logLevel: 'error',
+  });
+  process.env.STROKE_NODE_LOG_SILENT = '1';
+  const node = await buildNode(config);
+  await node.start();
+  const perRun: Record<string, number>[] = [];
+  try {
+    for (let run = 0; run < runs; run++) {
+      const dir = path.join(work, `study-${run}`);
+      syntheticStudy(dir);
+      const before = node.queue.list({ states: ['done'] }).length;
+      const r = spawnSync('storescu', ['-aec', 'STROKEAI', '+sd', '+r', '127.0.0.1', String(nodePort), dir], { env: { ...process.env, TCP_NODELAY: '1' } });
+      const lastAck = Date.now();
+      if (r.status !== 0) throw new Error(`storescu failed: ${r.stderr}`);
+      // wait until the SEG is stored in Orthanc
+      let segAt = 0;
+      for (let i = 0; i < 1200 && !segAt; i++) {
+        const found = await pacs.post<string[]>('/tools/find', { Level: 'Instance', Query: { SOPClassUID: SEG_CLASS } }).catch(() => []);
+        if (found.length > run) segAt = Date.now();
+        else await new Promise((res) => setTimeout(res, 50));
+      }
+      if (!segAt) throw new Error('SEG never reached Orthanc');
+      const job = node.queue.list({ states: ['done'] })[0];
+      if (node.queue.list({ states: ['done'] }).length <= before) throw new Error('job not done');
+      const t = (job.outcome as { timingsMs: Record<string, number> }).timingsMs;
+      const stability = Math.max(0, (job.readyAt ?? lastAck) - lastAck);
+      const queued = (job.startedAt ?? 0) - (job.readyAt ?? 0);
+      const send = segAt - (job.finishedAt ?? segAt);
+      const total = segAt - lastAck;
+      const processing = total - stability;
+      perRun.push({
+        totalMs: total,
+        stabilityWaitMs: stability,
+        afterStabilityMs: processing,
+        queueMs: queued,
+        parseAndAssembleMs: t.assemble,
+        preprocessMs: t.preprocess,
+        inferenceMs: t.inference,
+        postprocessMs: t.postprocess,
+        encodeMs: t.encode,
+        storeAndEnqueueMs: t.store,
+        sendMs: send,
+        shareOutsideInference: Number(((processing - t.inference) / processing).toFixed(3)),
+      });
+    }
+  } finally {
+    await node.stop();
+    await pacs.stop();
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+  const median = (k: string) => {
+    const v = perRun.map((x) => x[k]).sort((a, b) => a - b);
+    return v[Math.floor(v.length / 2)];
+  };
+  const keys = Object.keys(perRun[0]);
+  return {
+    description: 'DWI+ADC 2x30 slices 256x256 → node (dual-encoder, CPU) → SEG+SR C-STORE to Orthanc; route hands on when DWI+ADC present (1 s settle)',
+    runs: perRun,
+    median: Object.fromEntries(keys.map((k) => [k, median(k)])),
+    goal: 'under 10 s on CPU after stability; small non-inference share',
+  };
+}
