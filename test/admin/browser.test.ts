@@ -75,7 +75,7 @@ describe('admin page in Chromium', () => {
     expect(await text('model-status-dual-encoder')).toBe('ready');
     expect(await page.locator('#node-name').textContent()).toBe('stroke-node-test');
     // the session cookie is not readable from scripts
-    expect(await page.evaluate(() => document.cookie)).toBe('');
+    expect(await page.evaluate('document.cookie')).toBe('');
   });
 
   test('a processed study raises the inference count and appears in recent studies; results go dead while the PACS is down', async () => {
