@@ -214,11 +214,13 @@ function adminRouter(node: StrokeNode, opts: AdminMountOptions, auth: AdminAuth)
     act('destination.retry_dead', req, { destination: name, rows });
     res.json({ ok: true, rows });
   });
+  // While a reload holds processing paused, pause/resume from an operator set what happens after it.
   let reloading: Promise<unknown> | null = null;
+  let pausedAfterReload = false;
   api.post('/actions/models/reload', async (req, res) => {
     if (reloading) return void res.status(409).json({ error: 'a reload is already running' });
     act('models.reload', req, {});
-    const wasPaused = node.paused;
+    pausedAfterReload = node.paused;
     node.paused = true; // no new job starts on a half-loaded registry
     try {
       reloading = (async () => {
@@ -231,18 +233,21 @@ function adminRouter(node: StrokeNode, opts: AdminMountOptions, auth: AdminAuth)
       res.status(500).json({ error: (e as Error).message });
     } finally {
       reloading = null;
-      node.paused = wasPaused;
+      node.paused = pausedAfterReload;
     }
   });
+  const setPaused = (paused: boolean): boolean => {
+    if (reloading) pausedAfterReload = paused;
+    else node.paused = paused;
+    return paused;
+  };
   api.post('/actions/pause', (req, res) => {
-    node.paused = true;
     act('processing.pause', req, {});
-    res.json({ ok: true, paused: node.paused });
+    res.json({ ok: true, paused: setPaused(true) });
   });
   api.post('/actions/resume', (req, res) => {
-    node.paused = false;
     act('processing.resume', req, {});
-    res.json({ ok: true, paused: node.paused });
+    res.json({ ok: true, paused: setPaused(false) });
   });
   api.post('/actions/housekeeping/:task', async (req, res) => {
     const task = req.params.task as HousekeepingTask;
