@@ -25,8 +25,8 @@ RUN npm ci --no-audit --no-fund
 COPY tsconfig.json ./
 COPY src ./src
 # Compile the node only (the repository's tsconfig also type-checks tests and benchmarks).
-RUN printf '%s\n' '{"extends":"./tsconfig.json","include":["src/**/*.ts"],"compilerOptions":{"types":["node"],"sourceMap":false}}' > tsconfig.build.json \
- && npx tsc -p tsconfig.build.json
+RUN printf '%s\n' '{"extends":"./tsconfig.json","include":["src/**/*.ts"],"compilerOptions":{"types":["node"],"sourceMap":false}}' > tsconfig.image.json \
+ && npx tsc -p tsconfig.image.json
 
 # ---------------------------------------------------------------- deps: production node_modules
 FROM ${NODE_IMAGE} AS deps
