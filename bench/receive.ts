@@ -54,37 +54,40 @@ function peakRssMb(pid: number): number {
   }
 }
 
+/** A minimal valid 16-bit MR image instance (for benchmarks and fault tests). */
+export function mrImageDataset(rows: number, cols: number, pixels: Uint16Array, uids: { study: string; series: string }, instanceNumber = 1): Record<string, unknown> {
+  return {
+    SOPClassUID: '1.2.840.10008.5.1.4.1.1.4',
+    SOPInstanceUID: newUid(),
+    StudyInstanceUID: uids.study,
+    SeriesInstanceUID: uids.series,
+    Modality: 'MR',
+    PatientID: 'SYNTHETIC',
+    PatientName: 'Synthetic^Instance',
+    InstanceNumber: instanceNumber,
+    Rows: rows,
+    Columns: cols,
+    BitsAllocated: 16,
+    BitsStored: 12,
+    HighBit: 11,
+    PixelRepresentation: 0,
+    SamplesPerPixel: 1,
+    PhotometricInterpretation: 'MONOCHROME2',
+    PixelData: [pixels.buffer.slice(pixels.byteOffset, pixels.byteOffset + pixels.byteLength)],
+    _vrMap: { PixelData: 'OW' },
+  };
+}
+
 export function generateInstances(dir: string, n: number): { files: string[]; bytes: number } {
   fs.mkdirSync(dir, { recursive: true });
-  const study = newUid();
-  const series = newUid();
+  const uids = { study: newUid(), series: newUid() };
   const files: string[] = [];
   let bytes = 0;
   const px = new Uint16Array(512 * 512);
   for (let i = 0; i < n; i++) {
     for (let j = 0; j < px.length; j++) px[j] = (j * 7 + i * 13) & 0x0fff;
-    const ds = {
-      SOPClassUID: '1.2.840.10008.5.1.4.1.1.4',
-      SOPInstanceUID: newUid(),
-      StudyInstanceUID: study,
-      SeriesInstanceUID: series,
-      Modality: 'MR',
-      PatientID: 'BENCH',
-      PatientName: 'Bench^Receive',
-      InstanceNumber: i + 1,
-      Rows: 512,
-      Columns: 512,
-      BitsAllocated: 16,
-      BitsStored: 12,
-      HighBit: 11,
-      PixelRepresentation: 0,
-      SamplesPerPixel: 1,
-      PhotometricInterpretation: 'MONOCHROME2',
-      PixelData: [px.slice().buffer],
-      _vrMap: { PixelData: 'OW' },
-    };
     const f = path.join(dir, `${String(i).padStart(4, '0')}.dcm`);
-    const buf = writePart10(ds);
+    const buf = writePart10(mrImageDataset(512, 512, px, uids, i + 1));
     fs.writeFileSync(f, buf);
     files.push(f);
     bytes += buf.length;

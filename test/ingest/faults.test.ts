@@ -8,6 +8,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { newUid, writePart10 } from '../../src/dicom/dcmjs';
+import { mrImageDataset } from '../../bench/receive';
 import { geHeadCt } from '../harness/data';
 import { dcmtkEnv, echoscu, storescu } from '../harness/dcmtk';
 import { freePort, waitForPort, sleep } from '../harness/ports';
@@ -21,25 +22,7 @@ function bigInstance(dir: string): string {
   const cols = 4096;
   const pixels = new Uint16Array(rows * cols);
   for (let i = 0; i < pixels.length; i++) pixels[i] = i % 4096;
-  const ds = {
-    SOPClassUID: '1.2.840.10008.5.1.4.1.1.4',
-    SOPInstanceUID: newUid(),
-    StudyInstanceUID: newUid(),
-    SeriesInstanceUID: newUid(),
-    Modality: 'MR',
-    PatientID: 'FAULT-TEST',
-    PatientName: 'Fault^Test',
-    Rows: rows,
-    Columns: cols,
-    BitsAllocated: 16,
-    BitsStored: 12,
-    HighBit: 11,
-    PixelRepresentation: 0,
-    SamplesPerPixel: 1,
-    PhotometricInterpretation: 'MONOCHROME2',
-    PixelData: [pixels.buffer],
-    _vrMap: { PixelData: 'OW' },
-  };
+  const ds = mrImageDataset(rows, cols, pixels, { study: newUid(), series: newUid() });
   const f = path.join(dir, 'big.dcm');
   fs.writeFileSync(f, writePart10(ds));
   return f;
