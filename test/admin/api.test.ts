@@ -1,4 +1,3 @@
-/** @jest-environment ./test/admin/ort-environment.js */
 /**
  * Admin JSON API, auth, /readyz and /metrics on a real node built by buildNode (supertest against
  * node.app; the node's own receivers and workers run).

@@ -1,4 +1,3 @@
-/** @jest-environment ./test/admin/ort-environment.js */
 /**
  * The admin page in real headless Chromium (Debian /usr/bin/chromium via playwright-core, never a
  * downloaded browser): log in, watch a model's inference count change when a study is processed,

@@ -1,4 +1,3 @@
-/** @jest-environment ./test/admin/ort-environment.js */
 /**
  * Housekeeping driven with a controlled clock: retention never deletes a study whose results are
  * not all sent (or whose job is still open), orphan result folders, outbox sweep (against a real

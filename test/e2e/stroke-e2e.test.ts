@@ -1,4 +1,3 @@
-/** @jest-environment ./test/admin/ort-environment.js */
 /**
  * End to end with the real Orthanc peer and the committed models: a phantom DWI+ADC study is stored
  * in Orthanc, Orthanc sends it to the node by C-STORE, the node processes it and the SEG and SR come

@@ -1,4 +1,3 @@
-/** @jest-environment ./test/admin/ort-environment.js */
 /**
  * Model registry: sha256 checked before use (a mismatch disables only that model, with the reason),
  * execution-provider preference with fallback recorded, manifest errors named, stats per model.

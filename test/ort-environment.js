@@ -4,7 +4,7 @@
  * host realm's Float32Array that onnxruntime-node checks ("A float32 tensor's data must be type of
  * function Float32Array()"). Production (one realm) never sees this. Sharing the host's typed-array
  * constructors with the test realm makes the test run what production runs.
- * Use with the docblock `@jest-environment ./test/admin/ort-environment.js`.
+ * Set for every test in jest.config.js (testEnvironment).
  */
 const { TestEnvironment } = require('jest-environment-node');
 
