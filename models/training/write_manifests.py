@@ -1,0 +1,102 @@
+#!/usr/bin/python3
+"""Write models/<name>.json from a train_all.py run (its <name>.train.json and <name>.test.json) and the ONNX file
+already copied to models/. The sha256 is computed from the file in models/, never copied from the run.
+
+    /usr/bin/python3 models/training/write_manifests.py --run models/training/out/run1
+"""
+import argparse
+import hashlib
+import json
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+MODELS_DIR = HERE.parent
+VERSION = "0.1.0"
+
+DESCRIPTIONS = {
+    "unet2d-baseline": "Plain 2D U-Net on DWI(z) and ADC(z). Takes the contract's 6-channel input and uses only channels 1 "
+                       "(DWI z) and 4 (ADC z), so the node keeps one pre-processing path.",
+    "dual-encoder": "Dual encoder (one CNN encoder per modality, 3 slices each), per-level skip fusion (concat + 1x1 conv), "
+                    "2-layer transformer bottleneck on the fused 8x8 map (TransUNet-style), one U-Net decoder.",
+    "shaspec-missing": "ShaSpec: shared encoder + DWI- and ADC-specific encoders; a missing modality's feature is the mean "
+                       "of the available shared features; trained with random modality dropout, domain-classification "
+                       "(alpha 0.1) and distribution-alignment (beta 0.02) losses. One model for DWI+ADC, DWI only, ADC only.",
+}
+
+
+def manifest(name: str, run: Path) -> dict:
+    tr = json.loads((run / f"{name}.train.json").read_text())
+    te = json.loads((run / f"{name}.test.json").read_text())
+    onnx = MODELS_DIR / f"{name}.onnx"
+    sha = hashlib.sha256(onnx.read_bytes()).hexdigest()
+    chans = [{"modality": m, "sliceOffset": o} for m in ("DWI", "ADC") for o in (-1, 0, 1)]
+    inputs = {
+        "tensor": "input",
+        "channels": chans,
+        "grid": {"size": [128, 128], "spacingMm": 2.0},
+        "normalisation": {"DWI": {"method": "median-foreground", "clip": [0, 10]},
+                          "ADC": {"method": "scale", "factor": 0.001, "clip": [0, 5]}},
+    }
+    if name == "shaspec-missing":
+        inputs["modalityMaskTensor"] = "modality_mask"
+        inputs["modalityMaskOrder"] = ["DWI", "ADC"]
+        inputs["anyOf"] = ["DWI", "ADC"]
+        inputs["optional"] = ["DWI", "ADC"]
+    else:
+        inputs["requires"] = ["DWI", "ADC"]
+    if name == "unet2d-baseline":
+        inputs["usesChannels"] = [1, 4]
+    a = tr["args"]
+    return {
+        "name": name,
+        "version": VERSION,
+        "file": onnx.name,
+        "sha256": sha,
+        "bytes": onnx.stat().st_size,
+        "task": "lesion-segmentation",
+        "description": DESCRIPTIONS[name],
+        "inputs": inputs,
+        "outputs": {
+            "tensor": "logits", "threshold": 0,
+            "labels": [{
+                "value": 1, "label": "Ischaemic lesion",
+                "category": {"code": "49755003", "scheme": "SCT", "meaning": "Morphologically Abnormal Structure"},
+                "type": {"code": "55641003", "scheme": "SCT", "meaning": "Infarct"},
+                "anatomicRegion": {"code": "12738006", "scheme": "SCT", "meaning": "Brain"},
+            }],
+        },
+        "training": {
+            "data": ("SYNTHETIC phantoms only (models/training/phantoms.py): Colin27 anatomy (mricron-data) with real acute "
+                     "lesion maps of the Stroke Outcome Optimization Project (OpenNeuro ds004889, BSD-2 via "
+                     "neurolabusc/StrokeOutcomeOptimizationProjectDemo); DWI/ADC physics, Rician noise, bias, pose, "
+                     "2-6 mm slices. Not trained on any patient DWI: not for clinical use."),
+            "splits": "by subject, models/training/splits.json (sha256 of subject id: 70% train / 15% val / 15% test)",
+            "trainStudies": a["train_studies"], "trainSlices": tr["trainData"]["slices"],
+            "valStudiesForSelection": a["val_max_studies"],
+            "iterations": tr["iterations"], "cropIterations": tr["cropIterations"],
+            "fullSliceIterations": tr["fullSliceIterations"], "batch": tr["batch"], "lr": tr["lr"],
+            "widthScale": a["scale"], "params": tr["params"], "seed": a["seed"],
+            "selection": tr["valCriterion"], "valHistory": tr["valHistory"], "trainSeconds": tr["trainSeconds"],
+            "hardware": "CPU (Debian torch 1.13, 1 thread, shared 2-core machine)",
+        },
+        "metrics": {
+            "split": "test",
+            "data": (f"{te['studies']} held-out TEST-split phantom studies ({te['testFile']}: seeds 0-{te['studies'] - 1}), "
+                     "per 3D study on the acquisition grid; ISLES 2022 metrics; a missing modality = zero channels"),
+            **te["metrics"],
+        },
+        "reproduce": (f"/usr/bin/python3 models/training/train_all.py --out models/training/out/run1 --models {name} "
+                      f"--iters {a['iters']} --full-iters {a['full_iters']} --scale {a['scale']} --seed {a['seed']} "
+                      f"--export-to models && /usr/bin/python3 models/training/write_manifests.py --run models/training/out/run1"),
+    }
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--run", required=True)
+    ap.add_argument("--models", default="unet2d-baseline,dual-encoder,shaspec-missing")
+    a = ap.parse_args()
+    for n in a.models.split(","):
+        m = manifest(n, Path(a.run))
+        (MODELS_DIR / f"{n}.json").write_text(json.dumps(m, indent=1) + "\n")
+        print(n, m["sha256"][:12], m["metrics"]["DWI+ADC"])
