@@ -35,19 +35,16 @@ export const OHIF_VERSION = process.env.OHIF_VERSION ?? '3.13.2';
 export const CHROMIUM_BIN = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
 
 /**
- * Extra Chromium flags. Measured with Debian Chromium 156 + playwright-core 1.65 headless: playwright's
- * own defaults (its headless mode, `--use-angle=swiftshader-webgl` / `--enable-unsafe-swiftshader`
- * where it adds them) already give a WebGL2 context on SwiftShader, so nothing is required; these
- * only make it explicit and keep it working if a Chromium drops the implicit software fallback.
- * `--no-sandbox` is needed when the tests run as root (containers).
+ * Extra Chromium flags, on top of playwright-core's defaults (which already include
+ * `--enable-unsafe-swiftshader`, `--disable-dev-shm-usage`, and `--no-sandbox` unless
+ * `chromiumSandbox: true`). Measured with Debian Chromium 156 headless on a machine without a GPU:
+ * WebGL2 comes up on ANGLE → Vulkan → SwiftShader with no flag at all; `--use-angle=swiftshader`
+ * pins that software path so the rendered pixels do not depend on a GPU the test machine happens
+ * to have, and `--enable-unsafe-swiftshader` keeps the WebGL fallback that newer Chromiums only
+ * allow with it. Never pass `--disable-software-rasterizer`: it removes WebGL2 here (OHIF then
+ * falls back to CPU rendering).
  */
-export const CHROMIUM_ARGS: string[] = [
-  '--use-angle=swiftshader',
-  '--enable-unsafe-swiftshader',
-  '--ignore-gpu-blocklist',
-  '--no-sandbox',
-  '--disable-dev-shm-usage',
-];
+export const CHROMIUM_ARGS: string[] = ['--use-angle=swiftshader', '--enable-unsafe-swiftshader'];
 
 export function repoRoot(): string {
   return path.resolve(__dirname, '../..');
@@ -272,6 +269,8 @@ export interface LabelmapSlice {
   centroidColumn: number;
   rows: number;
   columns: number;
+  /** Indices (row * columns + column) of the non-zero pixels, ascending. */
+  indices: number[];
 }
 
 export interface LoadedSegmentation {
@@ -386,11 +385,13 @@ export async function readSegmentation(page: Page): Promise<LoadedSegmentation |
       let count = 0;
       let sr = 0;
       let sc = 0;
+      const indices: number[] = [];
       for (let k = 0; k < px.length; k++) {
         if (px[k]) {
           count++;
           sr += Math.floor(k / columns);
           sc += k % columns;
+          indices.push(k);
         }
       }
       return {
@@ -400,6 +401,7 @@ export async function readSegmentation(page: Page): Promise<LoadedSegmentation |
         centroidColumn: count ? sc / count : NaN,
         rows,
         columns,
+        indices,
       };
     });
     return {
@@ -455,6 +457,20 @@ export async function showInstance(
   }, worldPoints);
 }
 
+/** The WebGL2 renderer the page gets, and whether cornerstone fell back to CPU rendering. */
+export async function renderingInfo(page: Page): Promise<{ webgl2: string | null; cpuFallback: boolean | undefined }> {
+  return page.evaluate(() => {
+    const w = globalThis as unknown as BrowserGlobals;
+    const gl = w.document.createElement('canvas').getContext('webgl2');
+    let webgl2: string | null = null;
+    if (gl) {
+      const ext = gl.getExtension('WEBGL_debug_renderer_info');
+      webgl2 = `${String(gl.getParameter(gl.VERSION))} | ${ext ? String(gl.getParameter(ext.UNMASKED_RENDERER_WEBGL)) : ''}`;
+    }
+    return { webgl2, cpuFallback: w.cornerstone?.getShouldUseCPURendering?.() };
+  });
+}
+
 /** Open the segmentation side panel and return its text (segment labels are listed there). */
 export async function segmentationPanelText(page: Page): Promise<string> {
   const btn = page.locator('[data-cy="panelSegmentation-btn"]');
@@ -465,6 +481,15 @@ export async function segmentationPanelText(page: Page): Promise<string> {
 
 /** The little of the browser-side globals these helpers touch (OHIF sets window.services/cornerstone). */
 interface BrowserGlobals {
+  document: {
+    createElement(tag: 'canvas'): {
+      getContext(kind: 'webgl2'): {
+        VERSION: number;
+        getParameter(p: number): unknown;
+        getExtension(name: 'WEBGL_debug_renderer_info'): { UNMASKED_RENDERER_WEBGL: number } | null;
+      } | null;
+    };
+  };
   services: {
     displaySetService: {
       getActiveDisplaySets(): Array<{ displaySetInstanceUID: string; SeriesInstanceUID: string; Modality: string; SeriesDescription?: string }>;
@@ -479,6 +504,7 @@ interface BrowserGlobals {
     };
   };
   cornerstone: {
+    getShouldUseCPURendering?(): boolean;
     cache: {
       getImage(id: string):
         | {

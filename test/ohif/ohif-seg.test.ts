@@ -1,9 +1,14 @@
 /**
  * The node's DICOM SEG, as the real OHIF viewer (v3.13.2, headless Debian Chromium) shows it: the
  * study lists the SEG and the overlay SC series, loading the SEG shows the segment "Ischaemic lesion",
- * and the overlay sits on the lesion: on the lesion's slices, at its place, and on no other slice.
+ * and the overlay sits on the lesion: on the lesion's slices, at its place, and on no other slice —
+ * checked in the viewer's own segmentation state (voxel for voxel) and in the rendered pixels.
  * A SEG whose frames are misordered in z (what a writer that maps frames by list order produces)
  * is reported as misplaced by the same checks, so they can fail.
+ *
+ * Cases: a synthetic disk lesion (off-centre in-plane and in z, so flips and misorders show), the
+ * committed anatomical phantom fixtures/phantoms/test-1037-lesion (irregular real lesion map), and
+ * the disk SEG with its frames reversed in z.
  *
  * Peers: Orthanc + DICOMweb plugin (test/harness/orthanc.ts), the OHIF dist served with a DICOMweb
  * proxy and Chromium via playwright-core (test/harness/ohif.ts). Screenshots: test-output/ohif/.
@@ -11,7 +16,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import type { Browser, Page } from 'playwright-core';
-import { buildSeg, ischaemicLesionSegment, writeOverlaySc, type SegResult, type ScSeriesResult } from '../../src/results';
+import { buildSeg, ischaemicLesionSegment, writeOverlaySc, type ScSeriesResult, type SegResult } from '../../src/results';
+import type { Volume } from '../../src/types';
 import {
   chromiumAvailable,
   displaySets,
@@ -19,6 +25,7 @@ import {
   launchChromium,
   loadSegFromThumbnail,
   openStudy,
+  renderingInfo,
   segmentationPanelText,
   showInstance,
   startOhifServer,
@@ -27,58 +34,83 @@ import {
   type OhifServerHandle,
 } from '../harness/ohif';
 import { orthancAvailable, startOrthanc, type OrthancHandle } from '../harness/orthanc';
+import { loadPhantom, newStudyContext, phantomsRoot, writePhantomStudy, type WrittenSeries } from '../helpers/series-writer';
 import { deployment, provenanceFor } from '../results/fixtures';
-import { checkLabelmapPlacement, checkRenderedOverlay, type ExpectedLesion } from './overlay-check';
-import { LESION, LESION_SLICES, SLICES, reversedInZ, worldOf, writeViewerPhantom, type PhantomStudyForViewer } from './phantom';
+import { checkLabelmapPlacement, checkRenderedOverlay, lesionSlicesOf, type ExpectedLesion, type RenderedOverlayResult } from './overlay-check';
+import { LESION_SLICES, SLICES, pixelCentreWorld, reversedInZ, writeViewerPhantom } from './phantom';
 import { decodePng } from './png';
 
 const OUT = path.resolve(__dirname, '../../test-output/ohif');
 const ready = orthancAvailable() && chromiumAvailable();
-/** A lesion slice and two slices without lesion (one of them where a z-reversed SEG puts it). */
+const REAL_PHANTOM = 'test-1037-lesion';
+const havePhantom = fs.existsSync(path.join(phantomsRoot(), REAL_PHANTOM, 'meta.json'));
+/** Disk phantom: a lesion slice and two slices without lesion (14: where a z-reversed SEG puts slice 5). */
 const LESION_SLICE = 5;
-const MIRROR_SLICE = SLICES - 1 - LESION_SLICE; // 14: empty, but the reversed SEG's lesion lands here
+const MIRROR_SLICE = SLICES - 1 - LESION_SLICE;
 const EMPTY_SLICE = 0;
 
 jest.setTimeout(240000);
 
 interface Case {
-  phantom: PhantomStudyForViewer;
+  name: string;
+  studyUid: string;
+  /** The series the SEG is drawn on (what OHIF shows when the SEG loads). */
+  source: WrittenSeries;
+  other: WrittenSeries;
+  /** The true lesion on the source grid. */
+  truth: Uint8Array;
   seg: SegResult;
   overlay: ScSeriesResult;
 }
 
-function buildCase(patientId: string, maskForSeg: (m: Uint8Array) => Uint8Array): Case {
-  const phantom = writeViewerPhantom({ patientId }); // one patient a case: OHIF lists a patient's other studies
-  const prov = provenanceFor([phantom.dwi.seriesInstanceUid, phantom.adc.seriesInstanceUid]);
-  const src = { source: phantom.dwi.volume, sourceHeaders: phantom.dwi.headers, provenance: prov, deployment };
-  const seg = buildSeg({ ...src, mask: maskForSeg(phantom.mask), segments: [ischaemicLesionSegment('dual-encoder-25d', '1.2.0')] });
-  const overlay = writeOverlaySc({ image: phantom.dwi.volume, mask: phantom.mask, sourceHeaders: phantom.dwi.headers, provenance: prov, deployment });
-  return { phantom, seg, overlay };
+/** SEG (real writer) and overlay SC over `source`, the SEG built from `maskForSeg(truth)`. */
+function buildCase(name: string, studyUid: string, source: WrittenSeries, other: WrittenSeries, truth: Uint8Array, maskForSeg: (m: Uint8Array) => Uint8Array): Case {
+  const prov = provenanceFor([source.seriesInstanceUid, other.seriesInstanceUid]);
+  const common = { sourceHeaders: source.headers, provenance: prov, deployment };
+  const seg = buildSeg({ ...common, source: source.volume, mask: maskForSeg(truth), segments: [ischaemicLesionSegment('dual-encoder-25d', '1.2.0')] });
+  const overlay = writeOverlaySc({ ...common, image: source.volume, mask: truth });
+  return { name, studyUid, source, other, truth, seg, overlay };
+}
+
+function diskCase(name: string, patientId: string, maskForSeg: (m: Uint8Array) => Uint8Array): Case {
+  const p = writeViewerPhantom({ patientId }); // one patient a case: OHIF lists a patient's other studies beside it
+  return buildCase(name, p.study.studyInstanceUid, p.dwi, p.adc, p.mask, maskForSeg);
+}
+
+function realPhantomCase(): Case {
+  const ph = loadPhantom(REAL_PHANTOM);
+  const s = writePhantomStudy(ph, { include: ['dwi', 'adc'], study: newStudyContext({ patientName: 'PHANTOM^REAL', patientId: 'OHIFPH03' }) });
+  if (!s.dwi || !s.adc || !s.mask) throw new Error(`${REAL_PHANTOM} lacks dwi/adc/mask`);
+  return buildCase('phantom-1037', s.study.studyInstanceUid, s.dwi, s.adc, s.mask, (m) => m);
 }
 
 async function store(pacs: OrthancHandle, c: Case): Promise<void> {
-  for (const f of [...c.phantom.dwi.files, ...c.phantom.adc.files]) await pacs.uploadFile(f.part10);
+  for (const f of [...c.source.files, ...c.other.files]) await pacs.uploadFile(f.part10);
   await pacs.uploadFile(c.seg.part10);
   for (const i of c.overlay.instances) await pacs.uploadFile(i.part10);
 }
 
 function expected(c: Case): ExpectedLesion {
-  return {
-    sliceSops: c.phantom.dwi.volume.sliceSources.map((s) => s.sopInstanceUid),
-    lesionSlices: LESION_SLICES,
-    centre: { row: LESION.row, column: LESION.column },
-    radius: LESION.radius,
-  };
+  const g = c.source.volume.geometry;
+  return { sliceSops: c.source.volume.sliceSources.map((s) => s.sopInstanceUid), rows: g.rows, columns: g.columns, mask: c.truth };
 }
 
-/** Show slice z, screenshot the page into test-output/ohif/<name>.png, check the rendered overlay. */
-async function renderedCheck(page: Page, c: Case, z: number, name: string): Promise<ReturnType<typeof checkRenderedOverlay>> {
-  const sop = c.phantom.dwi.volume.sliceSources[z].sopInstanceUid;
-  const placement = await showInstance(page, sop, [worldOf(z, LESION.row, LESION.column), worldOf(z, LESION.row, LESION.column + LESION.radius)]);
+/** Show slice z, screenshot the page into test-output/ohif/<case>-slice<z>.png, check the rendered overlay. */
+async function renderedCheck(page: Page, c: Case, z: number): Promise<RenderedOverlayResult> {
+  const vol: Volume = c.source.volume;
+  const sop = vol.sliceSources[z].sopInstanceUid;
+  const pts = [pixelCentreWorld(vol, z, 0, 0), pixelCentreWorld(vol, z, 0, 1), pixelCentreWorld(vol, z, 1, 0)];
+  const placement = await showInstance(page, sop, pts);
   expect(placement.shownSopInstanceUid).toBe(sop);
-  const file = path.join(OUT, `${name}.png`);
-  const png = await page.screenshot({ path: file });
-  return checkRenderedOverlay(decodePng(png), placement, LESION_SLICES.includes(z), `slice ${z} (${name})`);
+  const exp = expected(c);
+  const tag = lesionSlicesOf(exp).includes(z) ? 'lesion' : 'no-lesion';
+  const png = await page.screenshot({ path: path.join(OUT, `${c.name}-slice${z}-${tag}.png`) });
+  return checkRenderedOverlay(decodePng(png), placement, exp, z, `${c.name} slice ${z}`);
+}
+
+async function openAndLoad(page: Page, url: string, c: Case): Promise<LoadedSegmentation> {
+  await openStudy(page, url, c.studyUid);
+  return loadSegFromThumbnail(page, 'AI lesion SEG');
 }
 
 (ready ? describe : describe.skip)('OHIF viewer shows the node SEG on the lesion', () => {
@@ -86,19 +118,21 @@ async function renderedCheck(page: Page, c: Case, z: number, name: string): Prom
   let ohif: OhifServerHandle;
   let browser: Browser;
   let page: Page;
-  let good: Case;
+  let disk: Case;
   let misordered: Case;
+  let real: Case | undefined;
   let loaded: LoadedSegmentation;
   const t0 = Date.now();
 
   beforeAll(async () => {
     fs.mkdirSync(OUT, { recursive: true });
+    for (const f of fs.readdirSync(OUT)) if (f.endsWith('.png')) fs.rmSync(path.join(OUT, f)); // this run's screenshots only
     const distDir = ensureOhifDist(); // npm pack once into .cache/ohif/, then reused
     pacs = await startOrthanc();
-    good = buildCase('OHIFPH01', (m) => m);
-    misordered = buildCase('OHIFPH02', reversedInZ);
-    await store(pacs, good);
-    await store(pacs, misordered);
+    disk = diskCase('disk', 'OHIFPH01', (m) => m);
+    misordered = diskCase('misordered', 'OHIFPH02', reversedInZ);
+    real = havePhantom ? realPhantomCase() : undefined;
+    for (const c of [disk, misordered, ...(real ? [real] : [])]) await store(pacs, c);
     ohif = await startOhifServer({ orthancUrl: pacs.httpUrl, distDir });
     browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
@@ -113,55 +147,84 @@ async function renderedCheck(page: Page, c: Case, z: number, name: string): Prom
   });
 
   test('the study lists the DWI, ADC, SEG and overlay SC series', async () => {
-    await openStudy(page, ohif.url, good.phantom.study.studyInstanceUid);
+    await openStudy(page, ohif.url, disk.studyUid);
     const sets = await displaySets(page);
     const bySeries = new Map(sets.map((d) => [d.seriesInstanceUid, d.modality]));
-    expect(bySeries.get(good.phantom.dwi.seriesInstanceUid)).toBe('MR');
-    expect(bySeries.get(good.phantom.adc.seriesInstanceUid)).toBe('MR');
-    expect(bySeries.get(good.seg.seriesInstanceUid)).toBe('SEG');
-    expect(bySeries.get(good.overlay.seriesInstanceUid)).toBe('OT');
+    expect(bySeries.get(disk.source.seriesInstanceUid)).toBe('MR');
+    expect(bySeries.get(disk.other.seriesInstanceUid)).toBe('MR');
+    expect(bySeries.get(disk.seg.seriesInstanceUid)).toBe('SEG');
+    expect(bySeries.get(disk.overlay.seriesInstanceUid)).toBe('OT');
     const thumbs = (await thumbnailTexts(page)).join('\n');
     expect(thumbs).toMatch(/AI lesion SEG \d+(\.\d)? mL/);
     expect(thumbs).toMatch(/AI lesion overlay/);
-    await page.screenshot({ path: path.join(OUT, 'study-opened.png') });
+    await page.screenshot({ path: path.join(OUT, 'disk-study-opened.png') });
+  });
+
+  test('OHIF renders with WebGL2 (SwiftShader in headless Chromium), not the CPU fallback', async () => {
+    const r = await renderingInfo(page);
+    expect(r.webgl2).toMatch(/^WebGL 2\.0/);
+    expect(r.cpuFallback).toBe(false);
+    // eslint-disable-next-line no-console
+    console.log(`WebGL2 renderer: ${r.webgl2}`);
   });
 
   test('loading the SEG shows the segment "Ischaemic lesion" in the segmentation panel', async () => {
     loaded = await loadSegFromThumbnail(page, 'AI lesion SEG');
     expect(loaded.segmentLabels).toEqual(['Ischaemic lesion']);
     expect(await segmentationPanelText(page)).toContain('Ischaemic lesion');
-    await page.screenshot({ path: path.join(OUT, 'seg-loaded-panel.png') });
+    await page.screenshot({ path: path.join(OUT, 'disk-seg-loaded-panel.png') });
   });
 
-  test('the viewer holds the segment on the lesion slices, centred on the lesion, and nothing elsewhere', () => {
+  test('disk lesion: the viewer holds the segment voxel for voxel on the lesion, empty frames on the other slices', () => {
     expect(loaded.slices).toHaveLength(SLICES); // empty frames are there too
-    expect(checkLabelmapPlacement(loaded, expected(good))).toEqual([]);
+    expect(lesionSlicesOf(expected(disk))).toEqual(LESION_SLICES);
+    expect(checkLabelmapPlacement(loaded, expected(disk))).toEqual([]);
   });
 
-  test('the rendered overlay covers the lesion on a lesion slice and is absent on slices without lesion', async () => {
-    const onLesion = await renderedCheck(page, good, LESION_SLICE, `correct-seg-slice${LESION_SLICE}-lesion`);
+  test('disk lesion: the rendered overlay covers the lesion on a lesion slice and is absent elsewhere', async () => {
+    const onLesion = await renderedCheck(page, disk, LESION_SLICE);
     expect(onLesion.problems).toEqual([]);
-    expect(onLesion.inside).toBeGreaterThan(100); // the disk is ~60 px across on this canvas
+    expect(onLesion.lesionPixels).toBeGreaterThan(300);
     for (const z of [MIRROR_SLICE, EMPTY_SLICE]) {
-      const off = await renderedCheck(page, good, z, `correct-seg-slice${z}-no-lesion`);
+      const off = await renderedCheck(page, disk, z);
       expect(off.problems).toEqual([]);
+      expect(off.lesionPixels).toBe(0);
     }
   });
 
+  (havePhantom ? test : test.skip)(`anatomical phantom ${REAL_PHANTOM}: overlay matches the irregular lesion in the viewer state and on screen`, async () => {
+    const c = real as Case;
+    const seg = await openAndLoad(page, ohif.url, c);
+    expect(seg.segmentLabels).toEqual(['Ischaemic lesion']);
+    const exp = expected(c);
+    expect(checkLabelmapPlacement(seg, exp)).toEqual([]);
+    const lesionSlices = lesionSlicesOf(exp);
+    const ppf = exp.rows * exp.columns;
+    const count = (z: number): number => exp.mask.subarray(z * ppf, (z + 1) * ppf).reduce((a, b) => a + (b ? 1 : 0), 0);
+    const biggest = lesionSlices.reduce((a, b) => (count(b) > count(a) ? b : a));
+    const outside = Math.min(exp.sliceSops.length - 1, lesionSlices[lesionSlices.length - 1] + 3);
+    expect(lesionSlices).not.toContain(outside);
+    const on = await renderedCheck(page, c, biggest);
+    expect(on.problems).toEqual([]);
+    expect(on.lesionPixels).toBeGreaterThan(50);
+    const off = await renderedCheck(page, c, outside);
+    expect(off.problems).toEqual([]);
+  });
+
   test('a SEG with frames misordered in z is reported as misplaced by both checks', async () => {
-    await openStudy(page, ohif.url, misordered.phantom.study.studyInstanceUid);
-    const wrong = await loadSegFromThumbnail(page, 'AI lesion SEG');
+    const wrong = await openAndLoad(page, ohif.url, misordered);
     expect(wrong.segmentLabels).toEqual(['Ischaemic lesion']);
     const stateProblems = checkLabelmapPlacement(wrong, expected(misordered));
     expect(stateProblems).toEqual(
       expect.arrayContaining([
-        `slice ${LESION_SLICE}: lesion slice has no segment pixels`,
+        expect.stringMatching(new RegExp(`^slice ${LESION_SLICE}: lesion slice \\(\\d+ px at .*\\) has no segment pixels`)),
         expect.stringMatching(new RegExp(`^slice ${MIRROR_SLICE}: \\d+ segment pixels on a slice without lesion`)),
       ]),
     );
-    const onLesion = await renderedCheck(page, misordered, LESION_SLICE, `misordered-seg-slice${LESION_SLICE}-lesion`);
-    expect(onLesion.problems.join('\n')).toMatch(/only 0 overlay pixels inside the lesion/);
-    const onMirror = await renderedCheck(page, misordered, MIRROR_SLICE, `misordered-seg-slice${MIRROR_SLICE}-no-lesion`);
-    expect(onMirror.problems.join('\n')).toMatch(/overlay pixels on a slice without lesion/);
+    const onLesion = await renderedCheck(page, misordered, LESION_SLICE);
+    expect(onLesion.problems.join('\n')).toMatch(/overlay shows at only 0 of \d+ lesion pixels/);
+    const onMirror = await renderedCheck(page, misordered, MIRROR_SLICE);
+    expect(onMirror.problems.join('\n')).toMatch(/overlay screen pixels on a slice without lesion/);
   });
 });
+

@@ -1,10 +1,10 @@
 /**
  * Checks that a segmentation shown in OHIF lies where the lesion is, two independent ways:
  *  - `checkLabelmapPlacement`: the viewer's own segmentation state (labelmap slice by slice, each
- *    tied to the source instance it is drawn over) against the known lesion (slices, centre, size);
+ *    tied to the source instance it is drawn over) against the known lesion mask, voxel for voxel;
  *  - `checkRenderedOverlay`: the pixels Chromium rendered (screenshot) inside the viewport canvas,
- *    against where cornerstone projects the known lesion (world coordinates from the source geometry,
- *    not from the SEG) on that canvas.
+ *    against where cornerstone projects the known lesion's pixels on that canvas (world coordinates
+ *    from the source geometry, not from the SEG).
  * Both return a list of problems in words (empty = placed right), so a test can assert either way.
  */
 import type { LabelmapSlice, LoadedSegmentation, ViewportPlacement } from '../harness/ohif';
@@ -13,40 +13,76 @@ import type { RgbaImage } from './png';
 export interface ExpectedLesion {
   /** SOPInstanceUID of source slice z (ascending along the normal). */
   sliceSops: string[];
-  /** Slices that hold the lesion. */
-  lesionSlices: number[];
-  /** Lesion disk on each lesion slice (pixel indices). */
-  centre: { row: number; column: number };
-  radius: number;
+  rows: number;
+  columns: number;
+  /** Known lesion on the source grid (slice-major, row-major), non-zero = lesion. */
+  mask: Uint8Array;
 }
 
-/** Viewer state: every source slice has a labelmap slice; lesion pixels on exactly the lesion slices, centred on the lesion. */
-export function checkLabelmapPlacement(seg: LoadedSegmentation, exp: ExpectedLesion, tolerancePx = 1.5): string[] {
+interface SliceStats {
+  count: number;
+  row: number;
+  column: number;
+}
+
+function maskSliceStats(exp: ExpectedLesion, z: number): SliceStats {
+  const ppf = exp.rows * exp.columns;
+  let count = 0;
+  let sr = 0;
+  let sc = 0;
+  for (let i = 0; i < ppf; i++) {
+    if (exp.mask[z * ppf + i]) {
+      count++;
+      sr += Math.floor(i / exp.columns);
+      sc += i % exp.columns;
+    }
+  }
+  return { count, row: count ? sr / count : NaN, column: count ? sc / count : NaN };
+}
+
+/** Slices of the known mask that hold lesion. */
+export function lesionSlicesOf(exp: ExpectedLesion): number[] {
+  return exp.sliceSops.map((_, z) => z).filter((z) => maskSliceStats(exp, z).count > 0);
+}
+
+const at = (row: number, column: number): string => `r${row.toFixed(1)} c${column.toFixed(1)}`;
+
+/**
+ * Viewer state: every source slice has a labelmap slice, and the labelmap over source instance z holds
+ * exactly the lesion pixels of slice z (reported per slice with counts and centroids when not).
+ */
+export function checkLabelmapPlacement(seg: LoadedSegmentation, exp: ExpectedLesion): string[] {
   const problems: string[] = [];
   const bySop = new Map<string, LabelmapSlice>();
   for (const s of seg.slices) bySop.set(s.referencedSopInstanceUid, s);
-  const area = Math.PI * exp.radius ** 2;
+  const ppf = exp.rows * exp.columns;
   exp.sliceSops.forEach((sop, z) => {
     const s = bySop.get(sop);
     if (!s) {
       problems.push(`slice ${z}: no labelmap slice over this source instance`);
       return;
     }
-    const lesion = exp.lesionSlices.includes(z);
-    if (!lesion && s.count > 0) {
-      problems.push(`slice ${z}: ${s.count} segment pixels on a slice without lesion (centroid r${s.centroidRow.toFixed(1)} c${s.centroidColumn.toFixed(1)})`);
+    if (s.rows !== exp.rows || s.columns !== exp.columns) {
+      problems.push(`slice ${z}: labelmap is ${s.rows}x${s.columns}, the image ${exp.rows}x${exp.columns}`);
+      return;
     }
-    if (lesion) {
-      if (s.count === 0) problems.push(`slice ${z}: lesion slice has no segment pixels`);
-      else {
-        const d = Math.hypot(s.centroidRow - exp.centre.row, s.centroidColumn - exp.centre.column);
-        if (d > tolerancePx) {
-          problems.push(
-            `slice ${z}: segment centroid r${s.centroidRow.toFixed(1)} c${s.centroidColumn.toFixed(1)} is ${d.toFixed(1)} px from the lesion centre r${exp.centre.row} c${exp.centre.column}`,
-          );
-        }
-        if (Math.abs(s.count - area) > 0.25 * area) problems.push(`slice ${z}: ${s.count} segment pixels, lesion has ~${Math.round(area)}`);
-      }
+    const want = maskSliceStats(exp, z);
+    if (want.count === 0) {
+      if (s.count > 0) problems.push(`slice ${z}: ${s.count} segment pixels on a slice without lesion (centroid ${at(s.centroidRow, s.centroidColumn)})`);
+      return;
+    }
+    if (s.count === 0) {
+      problems.push(`slice ${z}: lesion slice (${want.count} px at ${at(want.row, want.column)}) has no segment pixels`);
+      return;
+    }
+    const got = new Set(s.indices);
+    let missing = 0;
+    for (let i = 0; i < ppf; i++) if (exp.mask[z * ppf + i] && !got.has(i)) missing++;
+    const extra = s.count - (want.count - missing);
+    if (missing || extra) {
+      problems.push(
+        `slice ${z}: segment ${s.count} px at ${at(s.centroidRow, s.centroidColumn)}, lesion ${want.count} px at ${at(want.row, want.column)} (${missing} lesion px uncovered, ${extra} outside)`,
+      );
     }
   });
   const known = new Set(exp.sliceSops);
@@ -62,66 +98,83 @@ export function isOverlayColoured(r: number, g: number, b: number, minExcess = 5
 
 export interface RenderedOverlayResult {
   problems: string[];
-  /** Overlay-coloured pixels inside / outside the expected lesion disk (within the canvas). */
-  inside: number;
-  outside: number;
-  /** Expected lesion disk on the page (CSS px). */
-  centre: [number, number];
-  radiusPx: number;
-  /** Centroid of all overlay-coloured pixels (page px), undefined when none. */
-  centroid?: [number, number];
+  /** Lesion pixels of this slice, and how many of them show the overlay colour on screen. */
+  lesionPixels: number;
+  lesionPixelsCovered: number;
+  /** Overlay-coloured screen pixels on the canvas, and how many fall outside the (1-px dilated) lesion. */
+  overlayScreenPixels: number;
+  overlayOutside: number;
 }
 
 /**
- * Rendered pixels: on a lesion slice the overlay colour must fill most of the projected lesion disk
- * and hardly appear outside it (plus a margin for the outline); on a slice without lesion it must not
- * appear anywhere on the canvas.
- * `placement.points` = [lesion centre, a point on the lesion's edge] in page coordinates.
+ * Rendered pixels of slice z. `placement.points` must be the page positions of the centres of image
+ * pixels (0,0), (0,1) and (1,0) of that slice (row, column), from which the pixel→page mapping is
+ * taken. On a lesion slice the overlay colour must show at (nearly) every lesion pixel and (nearly)
+ * nowhere else; on a slice without lesion it must not show at all.
  */
-export function checkRenderedOverlay(
-  shot: RgbaImage,
-  placement: ViewportPlacement,
-  expectLesion: boolean,
-  what: string,
-  marginPx = 4,
-): RenderedOverlayResult {
-  const [centre, edge] = placement.points;
-  const radiusPx = Math.hypot(edge[0] - centre[0], edge[1] - centre[1]);
+export function checkRenderedOverlay(shot: RgbaImage, placement: ViewportPlacement, exp: ExpectedLesion, z: number, what: string): RenderedOverlayResult {
+  const [p00, p01, p10] = placement.points;
+  // page = p00 + column * u + row * v
+  const u = [p01[0] - p00[0], p01[1] - p00[1]];
+  const v = [p10[0] - p00[0], p10[1] - p00[1]];
+  const det = u[0] * v[1] - u[1] * v[0];
+  if (Math.abs(det) < 1e-6) throw new Error('degenerate pixel→page mapping');
+  const toPixel = (x: number, y: number): [number, number] => {
+    const dx = x - p00[0];
+    const dy = y - p00[1];
+    const column = (dx * v[1] - dy * v[0]) / det;
+    const row = (u[0] * dy - u[1] * dx) / det;
+    return [row, column];
+  };
+  const ppf = exp.rows * exp.columns;
+  const lesionAt = (r: number, c: number): boolean =>
+    r >= 0 && c >= 0 && r < exp.rows && c < exp.columns && exp.mask[z * ppf + r * exp.columns + c] !== 0;
+  const colouredAt = (x: number, y: number): boolean => {
+    const xi = Math.floor(x);
+    const yi = Math.floor(y);
+    if (xi < 0 || yi < 0 || xi >= shot.width || yi >= shot.height) return false;
+    const o = (yi * shot.width + xi) * 4;
+    return isOverlayColoured(shot.data[o], shot.data[o + 1], shot.data[o + 2]);
+  };
+
+  // Every overlay-coloured pixel of the canvas: is it over the lesion (allowing the outline, 1 px around)?
   const c = placement.canvas;
-  const x0 = Math.max(0, Math.ceil(c.x));
-  const y0 = Math.max(0, Math.ceil(c.y));
-  const x1 = Math.min(shot.width, Math.floor(c.x + c.width));
-  const y1 = Math.min(shot.height, Math.floor(c.y + c.height));
-  let inside = 0;
-  let outside = 0;
-  let sx = 0;
-  let sy = 0;
-  for (let y = y0; y < y1; y++) {
-    for (let x = x0; x < x1; x++) {
-      const o = (y * shot.width + x) * 4;
-      if (!isOverlayColoured(shot.data[o], shot.data[o + 1], shot.data[o + 2])) continue;
-      sx += x;
-      sy += y;
-      if (Math.hypot(x + 0.5 - centre[0], y + 0.5 - centre[1]) <= radiusPx + marginPx) inside++;
-      else outside++;
+  let overlayScreenPixels = 0;
+  let overlayOutside = 0;
+  for (let y = Math.max(0, Math.ceil(c.y)); y < Math.min(shot.height, Math.floor(c.y + c.height)); y++) {
+    for (let x = Math.max(0, Math.ceil(c.x)); x < Math.min(shot.width, Math.floor(c.x + c.width)); x++) {
+      if (!colouredAt(x + 0.5, y + 0.5)) continue;
+      overlayScreenPixels++;
+      const [r, col] = toPixel(x + 0.5, y + 0.5);
+      const ri = Math.round(r);
+      const ci = Math.round(col);
+      let near = false;
+      for (let dr = -1; dr <= 1 && !near; dr++) for (let dc = -1; dc <= 1 && !near; dc++) near = lesionAt(ri + dr, ci + dc);
+      if (!near) overlayOutside++;
     }
   }
-  const total = inside + outside;
+  // Every lesion pixel: does the screen show the overlay colour at its centre?
+  let lesionPixels = 0;
+  let lesionPixelsCovered = 0;
+  for (let r = 0; r < exp.rows; r++) {
+    for (let col = 0; col < exp.columns; col++) {
+      if (!lesionAt(r, col)) continue;
+      lesionPixels++;
+      const x = p00[0] + col * u[0] + r * v[0];
+      const y = p00[1] + col * u[1] + r * v[1];
+      if (colouredAt(x, y)) lesionPixelsCovered++;
+    }
+  }
   const problems: string[] = [];
-  const diskArea = Math.PI * radiusPx ** 2;
-  const centroid: [number, number] | undefined = total ? [sx / total, sy / total] : undefined;
-  if (expectLesion) {
-    if (inside < 0.6 * diskArea) {
-      problems.push(`${what}: only ${inside} overlay pixels inside the lesion (disk of ~${Math.round(diskArea)} px on screen)`);
+  if (lesionPixels > 0) {
+    if (lesionPixelsCovered < 0.9 * lesionPixels) {
+      problems.push(`${what}: overlay shows at only ${lesionPixelsCovered} of ${lesionPixels} lesion pixels`);
     }
-    if (outside > 0.05 * Math.max(inside, diskArea)) problems.push(`${what}: ${outside} overlay pixels outside the lesion`);
-    if (centroid && Math.hypot(centroid[0] - centre[0], centroid[1] - centre[1]) > 0.2 * radiusPx) {
-      problems.push(
-        `${what}: overlay centred at (${centroid[0].toFixed(0)}, ${centroid[1].toFixed(0)}), lesion at (${centre[0].toFixed(0)}, ${centre[1].toFixed(0)})`,
-      );
+    if (overlayOutside > 0.05 * overlayScreenPixels) {
+      problems.push(`${what}: ${overlayOutside} of ${overlayScreenPixels} overlay screen pixels lie outside the lesion`);
     }
-  } else if (total > 0) {
-    problems.push(`${what}: ${total} overlay pixels on a slice without lesion`);
+  } else if (overlayScreenPixels > 0) {
+    problems.push(`${what}: ${overlayScreenPixels} overlay screen pixels on a slice without lesion`);
   }
-  return { problems, inside, outside, centre, radiusPx, centroid };
+  return { problems, lesionPixels, lesionPixelsCovered, overlayScreenPixels, overlayOutside };
 }

@@ -5,7 +5,7 @@
  * (slices LESION_SLICES of SLICES), so a SEG written with flipped rows/columns or misordered frames
  * puts the overlay visibly elsewhere. Values: brain DWI 300 / ADC 800, lesion DWI 900 / ADC 450.
  */
-import type { Vec3 } from '../../src/types';
+import type { Vec3, Volume } from '../../src/types';
 import { newStudyContext, writeSeries, type StudyContext, type WrittenSeries } from '../helpers/series-writer';
 
 export const ROWS = 128;
@@ -37,9 +37,12 @@ function inBrain(r: number, c: number): boolean {
   return ((r - 64) / 56) ** 2 + ((c - 64) / 48) ** 2 <= 1;
 }
 
-/** World position (LPS mm) of pixel (row, column) of slice z. */
-export function worldOf(z: number, r: number, c: number): Vec3 {
-  return [FIRST_IPP[0] + c * PIXEL_SPACING[1], FIRST_IPP[1] + r * PIXEL_SPACING[0], FIRST_IPP[2] + z * SLICE_SPACING];
+/** World position (LPS mm) of the centre of pixel (row, column) of slice z of a volume. */
+export function pixelCentreWorld(volume: Volume, z: number, r: number, c: number): Vec3 {
+  const g = volume.geometry;
+  const p = g.slicePositions[z];
+  const [dr, dc] = g.pixelSpacing; // [between rows, between columns]
+  return [0, 1, 2].map((k) => p[k] + c * dc * g.rowCosines[k] + r * dr * g.columnCosines[k]) as Vec3;
 }
 
 export function lesionMask(): Uint8Array {
