@@ -16,7 +16,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import type { Browser, Page } from 'playwright-core';
-import { buildSeg, ischaemicLesionSegment, writeOverlaySc, type ScSeriesResult, type SegResult } from '../../src/results';
+import type { NaturalDataset } from '../../src/dicom/dcmjs';
+import { buildSeg, formatMl, ischaemicLesionSegment, writeMeasurementSr, writeOverlaySc, type MeasurementSrResult, type ScSeriesResult, type SegResult } from '../../src/results';
 import type { Volume } from '../../src/types';
 import {
   chromiumAvailable,
@@ -61,6 +62,7 @@ interface Case {
   truth: Uint8Array;
   seg: SegResult;
   overlay: ScSeriesResult;
+  sr: MeasurementSrResult;
 }
 
 /** SEG (real writer) and overlay SC over `source`, the SEG built from `maskForSeg(truth)`. */
@@ -69,7 +71,17 @@ function buildCase(name: string, studyUid: string, source: WrittenSeries, other:
   const common = { sourceHeaders: source.headers, provenance: prov, deployment };
   const seg = buildSeg({ ...common, source: source.volume, mask: maskForSeg(truth), segments: [ischaemicLesionSegment('dual-encoder-25d', '1.2.0')] });
   const overlay = writeOverlaySc({ ...common, image: source.volume, mask: truth });
-  return { name, studyUid, source, other, truth, seg, overlay };
+  const sr = writeMeasurementSr({
+    sourceHeader: source.headers.get(source.volume.sliceSources[0].sopInstanceUid) as NaturalDataset,
+    sourceSlices: source.volume.sliceSources,
+    seg: { sopInstanceUid: seg.sopInstanceUid, seriesInstanceUid: seg.seriesInstanceUid },
+    lesionVolumeMl: seg.segmentVolumesMl[0],
+    algorithmName: 'dual-encoder-25d',
+    algorithmVersion: '1.2.0',
+    provenance: prov,
+    deployment,
+  });
+  return { name, studyUid, source, other, truth, seg, overlay, sr };
 }
 
 function diskCase(name: string, patientId: string, maskForSeg: (m: Uint8Array) => Uint8Array): Case {
@@ -87,6 +99,7 @@ function realPhantomCase(): Case {
 async function store(pacs: OrthancHandle, c: Case): Promise<void> {
   for (const f of [...c.source.files, ...c.other.files]) await pacs.uploadFile(f.part10);
   await pacs.uploadFile(c.seg.part10);
+  await pacs.uploadFile(c.sr.part10);
   for (const i of c.overlay.instances) await pacs.uploadFile(i.part10);
 }
 
@@ -146,7 +159,7 @@ async function openAndLoad(page: Page, url: string, c: Case): Promise<LoadedSegm
     console.log(`OHIF SEG test: ${((Date.now() - t0) / 1000).toFixed(1)} s; screenshots in ${OUT}`);
   });
 
-  test('the study lists the DWI, ADC, SEG and overlay SC series', async () => {
+  test('the study lists the DWI, ADC, SEG, overlay SC and SR series, the lesion volume in the SEG and SR descriptions', async () => {
     await openStudy(page, ohif.url, disk.studyUid);
     const sets = await displaySets(page);
     const bySeries = new Map(sets.map((d) => [d.seriesInstanceUid, d.modality]));
@@ -154,8 +167,11 @@ async function openAndLoad(page: Page, url: string, c: Case): Promise<LoadedSegm
     expect(bySeries.get(disk.other.seriesInstanceUid)).toBe('MR');
     expect(bySeries.get(disk.seg.seriesInstanceUid)).toBe('SEG');
     expect(bySeries.get(disk.overlay.seriesInstanceUid)).toBe('OT');
+    expect(bySeries.get(disk.sr.seriesInstanceUid)).toBe('SR');
     const thumbs = (await thumbnailTexts(page)).join('\n');
-    expect(thumbs).toMatch(/AI lesion SEG \d+(\.\d)? mL/);
+    const ml = formatMl(disk.seg.segmentVolumesMl[0]); // "24.4 mL": 4 disks of 377 px of 1.8x1.8x5 mm
+    expect(thumbs).toContain(`AI lesion SEG ${ml}`);
+    expect(thumbs).toContain(`AI stroke measurements ${ml}`); // OHIF cannot draw this SR (no SCOORD): the description carries the volume
     expect(thumbs).toMatch(/AI lesion overlay/);
     await page.screenshot({ path: path.join(OUT, 'disk-study-opened.png') });
   });
