@@ -160,8 +160,9 @@ def train_one(name: str, a, train: SliceData, val: SliceData, out: Path) -> Tupl
     val_at = set(int(round(total * f)) for f in a.val_at)
     model.train()
     for it in range(1, total + 1):
-        crop = a.crop if it <= a.iters else 128
-        bs = a.batch if it <= a.iters else max(4, a.batch // 2)
+        full = it > a.iters or (a.full_every > 0 and it % a.full_every == 0)
+        crop = 128 if full else a.crop
+        bs = max(4, a.batch // 2) if full else a.batch
         xb, yb = sample_batch(train, rng, bs, crop)
         x, y = torch.from_numpy(xb), torch.from_numpy(yb)
         if name == "shaspec-missing":
@@ -195,6 +196,7 @@ def train_one(name: str, a, train: SliceData, val: SliceData, out: Path) -> Tupl
     model.load_state_dict(best_state)
     model.eval()
     info = {"params": n_par, "iterations": total, "cropIterations": a.iters, "fullSliceIterations": a.full_iters,
+            "fullEvery": a.full_every,
             "batch": a.batch, "lr": a.lr, "valHistory": hist, "bestValDice": round(best, 4),
             "valCriterion": ("mean per-study Dice on the model grid, averaged over DWI+ADC / DWI only / ADC only"
                              if name == "shaspec-missing" else "mean per-study Dice on the model grid, DWI+ADC"),
@@ -239,6 +241,8 @@ def main():
     ap.add_argument("--iters", type=int, default=450, help="iterations on crops")
     ap.add_argument("--full-iters", type=int, default=60, help="iterations on whole 128x128 slices (half batch)")
     ap.add_argument("--crop", type=int, default=64)
+    ap.add_argument("--full-every", type=int, default=0,
+                    help="every k-th crop-phase iteration uses whole slices instead (0: never)")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--scale", type=float, default=0.5, help="width multiplier of nets.build")
