@@ -262,6 +262,8 @@ export interface OhifDisplaySet {
 export interface LabelmapSlice {
   /** SOPInstanceUID of the source image this labelmap slice is drawn over (from its imageId). */
   referencedSopInstanceUid: string;
+  /** Frame of that instance (1 for single-frame images). */
+  referencedFrameNumber: number;
   /** Non-zero labelmap pixels. */
   count: number;
   /** Mean row/column (0-based pixel indices) of the non-zero pixels; NaN when count is 0. */
@@ -285,14 +287,21 @@ export interface ViewportPlacement {
   canvas: { x: number; y: number; width: number; height: number };
   /** Page coordinates of each requested world point. */
   points: Array<[number, number]>;
-  /** SOPInstanceUID of the image now shown. */
+  /** SOPInstanceUID and frame (1 for single-frame images) of the image now shown. */
   shownSopInstanceUid: string;
+  shownFrameNumber: number;
 }
 
 /** SOPInstanceUID inside a wadors:/wadouri: imageId (…/instances/<uid>/frames/n or objectUID=<uid>). */
 export function sopUidOfImageId(imageId: string): string {
   const m = /\/instances\/([0-9.]+)\//.exec(imageId) ?? /[?&]objectUID=([0-9.]+)/.exec(imageId);
   return m ? m[1] : '';
+}
+
+/** Frame number inside a wadors:/wadouri: imageId (…/frames/n or frame=n); 1 when absent. */
+export function frameOfImageId(imageId: string): number {
+  const m = /\/frames\/(\d+)/.exec(imageId) ?? /[?&]frame=(\d+)/.exec(imageId);
+  return m ? Number(m[1]) : 1;
 }
 
 /**
@@ -379,6 +388,7 @@ export async function readSegmentation(page: Page): Promise<LoadedSegmentation |
       const img = w.cornerstone.cache.getImage(id);
       const ref = img?.referencedImageId ?? refs[i] ?? '';
       const m = /\/instances\/([0-9.]+)\//.exec(ref) ?? /[?&]objectUID=([0-9.]+)/.exec(ref);
+      const f = /\/frames\/(\d+)/.exec(ref) ?? /[?&]frame=(\d+)/.exec(ref);
       const rows = img?.rows ?? 0;
       const columns = img?.columns ?? 0;
       const px = img ? (img.voxelManager?.getScalarData?.() ?? img.getPixelData()) : [];
@@ -396,6 +406,7 @@ export async function readSegmentation(page: Page): Promise<LoadedSegmentation |
       }
       return {
         referencedSopInstanceUid: m ? m[1] : '',
+        referencedFrameNumber: f ? Number(f[1]) : 1,
         count,
         centroidRow: count ? sr / count : NaN,
         centroidColumn: count ? sc / count : NaN,
@@ -422,23 +433,24 @@ export async function showInstance(
   sopInstanceUid: string,
   worldPoints: Array<[number, number, number]> = [],
   settleMs = 1500,
+  frameNumber = 1,
 ): Promise<ViewportPlacement> {
   // OHIF may still move the viewport (it jumps to the segment after a SEG loads): retry until it stays.
   for (let attempt = 0; attempt < 4; attempt++) {
-    const ok = await page.evaluate(async (uid) => {
-    const w = globalThis as unknown as BrowserGlobals;
-    const vp = w.cornerstone.getEnabledElements()[0].viewport;
-    const ids = vp.getImageIds();
-    const idx = ids.findIndex((id) => id.includes(`/instances/${uid}/`) || id.includes(`objectUID=${uid}`));
-    if (idx < 0) return false;
-    await vp.setImageIdIndex(idx);
-    vp.render();
-    return true;
-    }, sopInstanceUid);
+    const ok = await page.evaluate(async ([uid, frame]) => {
+      const w = globalThis as unknown as BrowserGlobals;
+      const vp = w.cornerstone.getEnabledElements()[0].viewport;
+      const ids = vp.getImageIds();
+      const idx = ids.findIndex((id) => id.includes(`/instances/${uid}/frames/${frame}`) || (frame === 1 && id.includes(`objectUID=${uid}`)));
+      if (idx < 0) return false;
+      await vp.setImageIdIndex(idx);
+      vp.render();
+      return true;
+    }, [sopInstanceUid, frameNumber] as const);
     if (!ok) throw new Error(`instance ${sopInstanceUid} is not in the viewport's stack`);
     await page.waitForTimeout(settleMs);
     const shown = await page.evaluate(() => (globalThis as unknown as BrowserGlobals).cornerstone.getEnabledElements()[0].viewport.getCurrentImageId());
-    if (sopUidOfImageId(shown) === sopInstanceUid) break;
+    if (sopUidOfImageId(shown) === sopInstanceUid && frameOfImageId(shown) === frameNumber) break;
   }
   return page.evaluate((pts) => {
     const w = globalThis as unknown as BrowserGlobals;
@@ -446,7 +458,9 @@ export async function showInstance(
     const r = vp.canvas.getBoundingClientRect();
     const cur = vp.getCurrentImageId();
     const m = /\/instances\/([0-9.]+)\//.exec(cur) ?? /[?&]objectUID=([0-9.]+)/.exec(cur);
+    const f = /\/frames\/(\d+)/.exec(cur) ?? /[?&]frame=(\d+)/.exec(cur);
     return {
+      shownFrameNumber: f ? Number(f[1]) : 1,
       canvas: { x: r.left, y: r.top, width: r.width, height: r.height },
       points: pts.map((p) => {
         const c = vp.worldToCanvas(p);

@@ -11,8 +11,8 @@ import type { LabelmapSlice, LoadedSegmentation, ViewportPlacement } from '../ha
 import type { RgbaImage } from './png';
 
 export interface ExpectedLesion {
-  /** SOPInstanceUID of source slice z (ascending along the normal). */
-  sliceSops: string[];
+  /** Source slice z (ascending along the normal): instance and frame (1 for single-frame instances). */
+  slices: Array<{ sopInstanceUid: string; frameNumber: number }>;
   rows: number;
   columns: number;
   /** Known lesion on the source grid (slice-major, row-major), non-zero = lesion. */
@@ -42,7 +42,7 @@ function maskSliceStats(exp: ExpectedLesion, z: number): SliceStats {
 
 /** Slices of the known mask that hold lesion. */
 export function lesionSlicesOf(exp: ExpectedLesion): number[] {
-  return exp.sliceSops.map((_, z) => z).filter((z) => maskSliceStats(exp, z).count > 0);
+  return exp.slices.map((_, z) => z).filter((z) => maskSliceStats(exp, z).count > 0);
 }
 
 const at = (row: number, column: number): string => `r${row.toFixed(1)} c${column.toFixed(1)}`;
@@ -53,13 +53,14 @@ const at = (row: number, column: number): string => `r${row.toFixed(1)} c${colum
  */
 export function checkLabelmapPlacement(seg: LoadedSegmentation, exp: ExpectedLesion): string[] {
   const problems: string[] = [];
-  const bySop = new Map<string, LabelmapSlice>();
-  for (const s of seg.slices) bySop.set(s.referencedSopInstanceUid, s);
+  const key = (uid: string, frame: number): string => `${uid}#${frame}`;
+  const bySource = new Map<string, LabelmapSlice>();
+  for (const s of seg.slices) bySource.set(key(s.referencedSopInstanceUid, s.referencedFrameNumber), s);
   const ppf = exp.rows * exp.columns;
-  exp.sliceSops.forEach((sop, z) => {
-    const s = bySop.get(sop);
+  exp.slices.forEach((src, z) => {
+    const s = bySource.get(key(src.sopInstanceUid, src.frameNumber));
     if (!s) {
-      problems.push(`slice ${z}: no labelmap slice over this source instance`);
+      problems.push(`slice ${z}: no labelmap slice over this source instance/frame`);
       return;
     }
     if (s.rows !== exp.rows || s.columns !== exp.columns) {
@@ -85,9 +86,9 @@ export function checkLabelmapPlacement(seg: LoadedSegmentation, exp: ExpectedLes
       );
     }
   });
-  const known = new Set(exp.sliceSops);
-  const foreign = seg.slices.filter((s) => !known.has(s.referencedSopInstanceUid));
-  if (foreign.length) problems.push(`${foreign.length} labelmap slices over instances that are not the source series`);
+  const known = new Set(exp.slices.map((x) => key(x.sopInstanceUid, x.frameNumber)));
+  const foreign = seg.slices.filter((s) => !known.has(key(s.referencedSopInstanceUid, s.referencedFrameNumber)));
+  if (foreign.length) problems.push(`${foreign.length} labelmap slices over images that are not the source slices`);
   return problems;
 }
 
