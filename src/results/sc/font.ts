@@ -100,7 +100,10 @@ export function renderText(lines: string[], scale = 1): TextBitmap {
 
 /**
  * Lay the text out to fit `maxWidth` pixels: the largest scale (<= maxScale) at which the lines fit,
- * splitting a line at " - " then at spaces, and as a last resort into chunks, at scale 1.
+ * splitting a line at " - "; on narrow images (scale 1) words are packed greedily into lines, a word
+ * too long for a line is broken after a hyphen ("AI-" / "GENERATED"), and only a word with no such
+ * break is cut into chunks. (Seen in OHIF on a 72-column Siemens DWI: cutting "AI-GENERATED" into
+ * "AI-GENERATE" / "D" and one word a line covered half the image.)
  */
 export function layoutText(text: string, maxWidth: number, maxScale = 3): { lines: string[]; scale: number } {
   const fits = (lines: string[], s: number): boolean => Math.max(...lines.map((l) => l.length)) * ADVANCE_X * s - s <= maxWidth;
@@ -109,11 +112,22 @@ export function layoutText(text: string, maxWidth: number, maxScale = 3): { line
   // readable size first (about 1 font pixel per 160 image pixels), then fewer lines, then smaller
   const target = Math.min(maxScale, Math.max(1, Math.floor(maxWidth / 160)));
   for (let s = target; s >= 1; s--) for (const c of oneOrTwo) if (fits(c, s)) return { lines: c, scale: s };
-  const words = text.split(/\s+/).filter(Boolean);
-  if (fits(words, 1)) return { lines: words, scale: 1 };
-  const per = Math.max(1, Math.floor((maxWidth + 1) / ADVANCE_X));
+  const per = Math.max(1, Math.floor((maxWidth + 1) / ADVANCE_X)); // characters a line at scale 1
+  // pieces: words, long words broken after their hyphens, then cut; `glue` = no space before it
+  const pieces: Array<{ t: string; glue: boolean }> = [];
+  for (const w of text.split(/\s+/).filter(Boolean)) {
+    const parts = w.length <= per ? [w] : w.split(/(?<=-)/);
+    parts.forEach((part, k) => {
+      for (let i = 0; i < part.length; i += per) pieces.push({ t: part.slice(i, i + per), glue: k > 0 || i > 0 });
+    });
+  }
   const lines: string[] = [];
-  for (const w of words) for (let i = 0; i < w.length; i += per) lines.push(w.slice(i, i + per));
+  for (const p of pieces) {
+    const last = lines.length ? lines[lines.length - 1] : undefined;
+    const joined = last === undefined ? undefined : `${last}${p.glue ? '' : ' '}${p.t}`;
+    if (joined !== undefined && joined.length <= per) lines[lines.length - 1] = joined;
+    else lines.push(p.t);
+  }
   return { lines, scale: 1 };
 }
 
