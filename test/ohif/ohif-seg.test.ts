@@ -220,7 +220,7 @@ async function openAndLoad(page: Page, url: string, c: Case): Promise<LoadedSegm
 
   beforeAll(async () => {
     fs.mkdirSync(OUT, { recursive: true });
-    for (const f of fs.readdirSync(OUT)) if (f.endsWith('.png')) fs.rmSync(path.join(OUT, f)); // this run's screenshots only
+    for (const f of fs.readdirSync(OUT)) if (f.endsWith('.png') && !f.startsWith('node-')) fs.rmSync(path.join(OUT, f)); // this run's screenshots only (node-*: ohif-node-e2e)
     const distDir = ensureOhifDist(); // npm pack once into .cache/ohif/, then reused
     pacs = await startOrthanc();
     disk = diskCase('disk', 'OHIFPH01', (m) => m);
