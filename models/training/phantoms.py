@@ -449,6 +449,8 @@ def write_fixture(study: Study, out: Path, note: str) -> Dict:
         "lesionSlices": [int(z) for z in np.nonzero(study.mask.reshape(p.slices, -1).any(1))[0]],
         "seed": p.seed, "split": p.split,
         "sourceLesionMap": (f"{p.subject}_lesion.nii.gz" if p.subject else None),
+        "sourceLesionMapId": p.subject,
+        "mimicLesionMapId": p.mimic_subject,
         "generator": "models/training/phantoms.py",
         "note": note,
         "units": {"dwi": "scanner units (uint16)", "b0": "scanner units (uint16)", "adc": "10^-6 mm2/s (uint16)",

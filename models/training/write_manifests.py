@@ -74,6 +74,9 @@ def manifest(name: str, run: Path) -> dict:
             "trainStudies": a["train_studies"], "trainSlices": tr["trainData"]["slices"],
             "valStudiesForSelection": a["val_max_studies"],
             "iterations": tr["iterations"], "cropIterations": tr["cropIterations"],
+            "epochsEquivalent": round((tr["cropIterations"] * tr["batch"] * (a["crop"] / 128) ** 2
+                                       + tr["fullSliceIterations"] * max(4, tr["batch"] // 2)) / tr["trainData"]["slices"], 2),
+            "epochsNote": "whole-slice equivalents: a 64x64 crop counts as 1/4 slice",
             "fullSliceIterations": tr["fullSliceIterations"], "batch": tr["batch"], "lr": tr["lr"],
             "widthScale": a["scale"], "params": tr["params"], "seed": a["seed"],
             "selection": tr["valCriterion"], "valHistory": tr["valHistory"], "trainSeconds": tr["trainSeconds"],
