@@ -47,6 +47,13 @@ def manifest(name: str, run: Path) -> dict:
     if name == "unet2d-baseline":
         inputs["usesChannels"] = [1, 4]
     a = tr["args"]
+    sel = max(tr["valHistory"], key=lambda h: h["valDice"])["iter"]
+    fe = tr.get("fullEvery", 0) or 0
+
+    def epochs(n_it: int) -> float:  # whole slices seen up to iteration n_it
+        full = sum(1 for i in range(1, n_it + 1) if i > tr["cropIterations"] or (fe > 0 and i % fe == 0))
+        return ((n_it - full) * tr["batch"] * (a["crop"] / 128) ** 2 + full * max(4, tr["batch"] // 2)) / tr["trainData"]["slices"]
+
     return {
         "name": name,
         "version": VERSION,
@@ -74,8 +81,8 @@ def manifest(name: str, run: Path) -> dict:
             "trainStudies": a["train_studies"], "trainSlices": tr["trainData"]["slices"],
             "valStudiesForSelection": a["val_max_studies"],
             "iterations": tr["iterations"], "cropIterations": tr["cropIterations"],
-            "epochsEquivalent": round((tr["cropIterations"] * tr["batch"] * (a["crop"] / 128) ** 2
-                                       + tr["fullSliceIterations"] * max(4, tr["batch"] // 2)) / tr["trainData"]["slices"], 2),
+            "selectedIteration": sel,
+            "epochsEquivalentAtSelected": round(epochs(sel), 3),
             "epochsNote": "whole-slice equivalents: a 64x64 crop counts as 1/4 slice",
             "fullSliceIterations": tr["fullSliceIterations"], "batch": tr["batch"], "lr": tr["lr"],
             "widthScale": a["scale"], "params": tr["params"], "seed": a["seed"],
