@@ -3,6 +3,7 @@
 already copied to models/. The sha256 is computed from the file in models/, never copied from the run.
 
     /usr/bin/python3 models/training/write_manifests.py --run models/training/out/run1
+    /usr/bin/python3 models/training/write_manifests.py --run unet2d-baseline=out/run2 dual-encoder=out/run1 ...
 """
 import argparse
 import hashlib
@@ -95,18 +96,28 @@ def manifest(name: str, run: Path) -> dict:
                      "per 3D study on the acquisition grid; ISLES 2022 metrics; a missing modality = zero channels"),
             **te["metrics"],
         },
-        "reproduce": (f"/usr/bin/python3 models/training/train_all.py --out models/training/out/run1 --models {name} "
-                      f"--iters {a['iters']} --full-iters {a['full_iters']} --scale {a['scale']} --seed {a['seed']} "
-                      f"--export-to models && /usr/bin/python3 models/training/write_manifests.py --run models/training/out/run1"),
+        "reproduce": (f"/usr/bin/python3 models/training/train_all.py --out models/training/out/{run.name} --models {name} "
+                      f"--iters {a['iters']} --full-iters {a['full_iters']} --full-every {a.get('full_every', 0)} "
+                      f"--val-at {','.join(str(v) for v in a['val_at'])} --scale {a['scale']} --seed {a['seed']} "
+                      f"--export-to models && /usr/bin/python3 models/training/write_manifests.py "
+                      f"--run {name}=models/training/out/{run.name}"),
     }
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
-    ap.add_argument("--run", required=True)
+    ap.add_argument("--run", required=True, nargs="+",
+                    help="a run dir for all models, or name=dir pairs (the run each model was selected from)")
     ap.add_argument("--models", default="unet2d-baseline,dual-encoder,shaspec-missing")
     a = ap.parse_args()
+    runs = {}
+    for r in a.run:
+        if "=" in r:
+            k, v = r.split("=", 1)
+            runs[k] = Path(v)
+        else:
+            runs.update({n: Path(r) for n in a.models.split(",")})
     for n in a.models.split(","):
-        m = manifest(n, Path(a.run))
+        m = manifest(n, runs[n])
         (MODELS_DIR / f"{n}.json").write_text(json.dumps(m, indent=1) + "\n")
         print(n, m["sha256"][:12], m["metrics"]["DWI+ADC"])

@@ -173,9 +173,9 @@ function dice(a: Uint8Array, b: Uint8Array): number {
 const count = (a: Uint8Array) => a.reduce((s, x) => s + x, 0);
 
 /**
- * Minimum Dice on the committed lesion phantom, per model and subset. Measured on this case (run1, torch and
- * onnxruntime agree): unet2d-baseline 0.88, dual-encoder 0.86, shaspec-missing 0.80 / 0.77 (DWI only) / 0.79
- * (ADC only); held-out TEST means 0.80 / 0.81 / 0.74, 0.55, 0.65 (models/README.md). The bounds sit below both,
+ * Minimum Dice on the committed lesion phantom, per model and subset. Measured on this case (torch and
+ * onnxruntime agree): unet2d-baseline 0.90, dual-encoder 0.86, shaspec-missing 0.87 / 0.84 (DWI only) / 0.83
+ * (ADC only); held-out TEST means 0.85 / 0.81 / 0.80, 0.65, 0.62 (models/README.md). The bounds sit below both,
  * far above what an untrained or broken model scores (~0: all or nothing marked).
  * null: subset not checked (a/b are not meant to run on one modality; their table rows show why).
  */
@@ -186,8 +186,8 @@ const MIN_DICE: Record<string, { both: number; dwiOnly: number | null; adcOnly: 
 };
 /**
  * Largest predicted volume (mL) accepted on the no-lesion phantom: half the lesion phantom's 16.1 mL.
- * Measured on this case (run1): unet2d-baseline 5.5 mL, dual-encoder 2.3 mL, all at the skull base (slices 3-5);
- * on the 10 no-lesion TEST studies the models leave 2-10 mL on average (models/README.md), so "empty" would be a
+ * Measured on this case: unet2d-baseline 0.9 mL, dual-encoder 2.3 mL (at the skull base, slices 3-5), ShaSpec 1.1 mL;
+ * on the 10 no-lesion TEST studies the models leave 0.1-10 mL on average (models/README.md), so "empty" would be a
  * claim the models do not meet. A model that marks a real part of the brain fails.
  */
 const MAX_FALSE_ML = 8;
