@@ -65,7 +65,7 @@ export async function benchE2e(runs = 3): Promise<Record<string, unknown>> {
     for (let run = 0; run < runs; run++) {
       const dir = path.join(work, `study-${run}`);
       syntheticStudy(dir);
-      const before = node.queue.list({ states: ['done'] }).length;
+      const before = (await node.queue.list({ states: ['done'] })).length;
       const r = spawnSync('storescu', ['-aec', 'STROKEAI', '+sd', '+r', '127.0.0.1', String(nodePort), dir], { env: { ...process.env, TCP_NODELAY: '1' } });
       const lastAck = Date.now();
       if (r.status !== 0) throw new Error(`storescu failed: ${r.stderr}`);
@@ -77,8 +77,9 @@ export async function benchE2e(runs = 3): Promise<Record<string, unknown>> {
         else await new Promise((res) => setTimeout(res, 50));
       }
       if (!segAt) throw new Error('SEG never reached Orthanc');
-      const job = node.queue.list({ states: ['done'] })[0];
-      if (node.queue.list({ states: ['done'] }).length <= before) throw new Error('job not done');
+      const doneJobs = await node.queue.list({ states: ['done'] });
+      const job = doneJobs[0];
+      if (doneJobs.length <= before) throw new Error('job not done');
       const t = (job.outcome as { timingsMs: Record<string, number> }).timingsMs;
       const stability = Math.max(0, (job.readyAt ?? lastAck) - lastAck);
       const queued = (job.startedAt ?? 0) - (job.readyAt ?? 0);

@@ -11,7 +11,8 @@ import { openDb, Db } from './store/db';
 import { InstanceStore, ArrivalHint } from './store/instances';
 import { DimseReceiver } from './ingest/dimse-scp';
 import { stowRouter } from './ingest/stow';
-import { EmbeddedQueue, JobQueue, StabilityRule, StudyJob } from './jobs/queue';
+import { EmbeddedQueue, JobQueue, QueueStartContext, StabilityRule, StudyJob } from './jobs/queue';
+import { Roles, resolveRoles } from './config/roles';
 import { StoredInstance } from './types';
 import { log, ref } from './util/log';
 
@@ -35,6 +36,8 @@ export type StudyProcessor = (job: StudyJob, instances: StoredInstance[], route:
 
 export interface NodeHooks {
   processor?: StudyProcessor;
+  /** A queue backend built by the caller (tests); default: from `queue.backend` in the config. */
+  queue?: JobQueue;
   /** Extra express routers (admin, metrics) mounted by main. */
   mount?: (app: express.Express, node: StrokeNode) => void;
 }
@@ -58,11 +61,16 @@ export class StrokeNode {
   readonly db: Db;
   readonly store: InstanceStore;
   readonly queue: JobQueue;
+  /** What this process does (receiver / worker / sender): from `roles` in the config. */
+  readonly roles: Roles;
   readonly dimse?: DimseReceiver;
   readonly app: express.Express;
   private httpServer?: http.Server;
   private ticker?: NodeJS.Timeout;
   private working = false;
+  private ticking: Promise<void> = Promise.resolve();
+  private tickBusy = false;
+  private stopping = false;
   paused = false;
   readonly startedAt = Date.now();
   readonly events: NodeEvents = new EventEmitter();
@@ -79,7 +87,8 @@ export class StrokeNode {
   ) {
     this.db = openDb(config.storage.dir);
     this.store = new InstanceStore(this.db, config.storage.dir, config.storage.minFreeMb, config.storage.fsync);
-    this.queue = new EmbeddedQueue(this.db);
+    this.roles = resolveRoles(config.roles);
+    this.queue = hooks.queue ?? createQueue(config, this.db);
     this.rules = new Map(
       config.routes.map((r) => [
         r.name,
@@ -96,10 +105,14 @@ export class StrokeNode {
         return;
       }
       const hint = (this.db.prepare('SELECT hint FROM instances WHERE sop_instance_uid = ?').get(r.instance.sopInstanceUid) as { hint: ArrivalHint }).hint;
-      this.queue.noteArrival(r.instance.studyInstanceUid, route.name, hint, route.priority);
+      // The embedded backend records the arrival synchronously inside this call; the Redis backend
+      // first writes it to a local pending table (synchronously), then to Redis.
+      this.queue.noteArrival(r.instance.studyInstanceUid, route.name, hint, route.priority, Date.now(), r.instance).catch((e: Error) =>
+        log.error('could not note an arrival in the queue (kept locally, retried)', { event: 'queue.arrival_failed', study: ref(r.instance.studyInstanceUid), error: e.message }),
+      );
     });
 
-    if (config.dimse.enabled) {
+    if (config.dimse.enabled && this.roles.receiver) {
       this.dimse = new DimseReceiver(config.dimse, this.store, {
         onInstance: (bytes, status) => this.events.emit('instance', { transport: 'dimse', bytes, status }),
         onFailure: (reason) => this.events.emit('ingest-failure', { transport: 'dimse', reason }),
@@ -109,15 +122,17 @@ export class StrokeNode {
     this.app = express();
     this.app.disable('x-powered-by');
     this.app.get('/healthz', (_req, res) => res.json({ status: 'ok', version: NODE_VERSION, uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000) }));
-    this.app.use(
-      '/dicom-web',
-      stowRouter(this.store, {
-        bearerToken: config.http.stowBearerToken,
-        publicBase: () => `http://${config.http.host}:${this.httpPort}/dicom-web`,
-        onInstance: (bytes, status) => this.events.emit('instance', { transport: 'stow', bytes, status }),
-        onFailure: (reason) => this.events.emit('ingest-failure', { transport: 'stow', reason }),
-      }),
-    );
+    if (this.roles.receiver) {
+      this.app.use(
+        '/dicom-web',
+        stowRouter(this.store, {
+          bearerToken: config.http.stowBearerToken,
+          publicBase: () => `http://${config.http.host}:${this.httpPort}/dicom-web`,
+          onInstance: (bytes, status) => this.events.emit('instance', { transport: 'stow', bytes, status }),
+          onFailure: (reason) => this.events.emit('ingest-failure', { transport: 'stow', reason }),
+        }),
+      );
+    }
     hooks.mount?.(this.app, this);
   }
 
@@ -129,6 +144,9 @@ export class StrokeNode {
   get dimsePort(): number | undefined {
     return this.dimse?.port;
   }
+
+  /** What the worker side can run (set by wiring from the model registry), for a shared queue. */
+  workerInfo?: () => Pick<QueueStartContext, 'cannotRun' | 'executionProvider'>;
 
   setProcessor(p: StudyProcessor): void {
     this.processor = p;
@@ -142,6 +160,8 @@ export class StrokeNode {
     const rec = this.store.recover();
     if (rec.removedTemp || rec.reindexed || rec.droppedRows) log.info('store recovered after restart', { event: 'store.recovered', ...rec });
     for (const s of this.services) await s.start();
+    // After the services: a worker subscribes only to routes whose models loaded.
+    await this.queue.start?.({ rules: this.rules, roles: this.roles, ...this.workerInfo?.() });
     await this.dimse?.start();
     this.httpServer = http.createServer(this.app);
     await new Promise<void>((resolve, reject) => {
@@ -149,19 +169,40 @@ export class StrokeNode {
       this.httpServer!.listen(this.config.http.port, this.config.http.host, () => resolve());
     });
     log.info('HTTP listening', { event: 'http.listening', host: this.config.http.host, port: this.httpPort });
-    this.ticker = setInterval(() => this.tick(), 250);
+    this.ticker = setInterval(() => void this.tick(), 250);
   }
 
-  /** One scheduler step: promote stable studies, run one ready job if idle. */
-  tick(now = Date.now()): void {
-    for (const j of this.queue.promoteStable(this.rules, now)) {
+  /**
+   * One scheduler step: promote stable studies, run one ready job if idle (one job at a time per
+   * process: one worker process per GPU). Steps never overlap; a queue error is logged and the next
+   * step tries again (a Redis restart is survived this way).
+   */
+  tick(now = Date.now()): Promise<void> {
+    if (this.tickBusy || this.stopping) return this.ticking;
+    this.tickBusy = true;
+    this.ticking = this.step(now)
+      .catch((e: Error) => void log.warn('queue step failed; retrying', { event: 'queue.step_failed', error: e.message }))
+      .finally(() => {
+        this.tickBusy = false;
+      });
+    return this.ticking;
+  }
+
+  private async step(now: number): Promise<void> {
+    for (const j of await this.queue.promoteStable(this.rules, now)) {
       this.events.emit('study-ready', j);
       log.info('study stable, handed on', { event: 'study.ready', job: j.id, study: ref(j.studyUid), instances: j.instanceCount, handoff: j.handoff, linkedTo: j.previousJobId });
     }
-    if (this.working || this.paused) return;
-    const job = this.queue.claim(now);
-    if (!job) return;
+    if (!this.roles.worker || this.working || this.paused || this.stopping) return;
     this.working = true;
+    let job: StudyJob | undefined;
+    try {
+      job = await this.queue.claim(now);
+    } finally {
+      if (!job) this.working = false;
+    }
+    if (!job) return;
+    log.info('study job started', { event: 'study.started', job: job.id, study: ref(job.studyUid), attempt: job.attempts, node: this.config.nodeName });
     this.inFlight = this.runJob(job).finally(() => {
       this.working = false;
     });
@@ -169,17 +210,22 @@ export class StrokeNode {
 
   private async runJob(job: StudyJob): Promise<void> {
     const route = this.config.routes.find((r) => r.name === job.route) ?? this.config.routes[0];
-    const instances = this.store.listStudy(job.studyUid);
     const t0 = Date.now();
     try {
+      const instances = this.queue.instances ? await this.queue.instances(job) : this.store.listStudy(job.studyUid);
       const r = await this.processor(job, instances, route);
-      this.queue.complete(job.id, r.state, r.outcome);
-      this.events.emit('study-finished', { job: this.queue.get(job.id)!, state: r.state, ms: Date.now() - t0, outcome: r.outcome });
-      log.info('study processed', { event: 'study.processed', job: job.id, study: ref(job.studyUid), state: r.state, ms: Date.now() - t0 });
+      await this.queue.complete(job.id, r.state, r.outcome);
+      this.events.emit('study-finished', { job: (await this.queue.get(job.id))!, state: r.state, ms: Date.now() - t0, outcome: r.outcome });
+      log.info('study processed', { event: 'study.processed', job: job.id, study: ref(job.studyUid), state: r.state, ms: Date.now() - t0, node: this.config.nodeName });
     } catch (e) {
-      const j = this.queue.fail(job.id, (e as Error).message, 3);
-      this.events.emit('study-finished', { job: j, state: j.state, ms: Date.now() - t0, outcome: null, error: (e as Error).message });
-      log.error('study processing failed', { event: 'study.failed', job: job.id, study: ref(job.studyUid), error: (e as Error).message, state: j.state });
+      try {
+        const j = await this.queue.fail(job.id, (e as Error).message, this.config.queue.maxAttempts);
+        this.events.emit('study-finished', { job: j, state: j.state, ms: Date.now() - t0, outcome: null, error: (e as Error).message });
+        log.error('study processing failed', { event: 'study.failed', job: job.id, study: ref(job.studyUid), error: (e as Error).message, state: j.state });
+      } catch (e2) {
+        // The queue itself is unreachable: the job's lease runs out and it is handed on again.
+        log.error('study failed and the queue could not record it', { event: 'study.failed', job: job.id, error: (e as Error).message, queueError: (e2 as Error).message });
+      }
     }
   }
 
@@ -190,11 +236,25 @@ export class StrokeNode {
 
   async stop(): Promise<void> {
     if (this.ticker) clearInterval(this.ticker);
+    this.stopping = true;
+    await this.ticking;
     await this.dimse?.stop();
     await new Promise<void>((resolve) => (this.httpServer ? this.httpServer.close(() => resolve()) : resolve()));
     this.httpServer?.closeAllConnections?.();
     await this.inFlight;
     for (const s of [...this.services].reverse()) await s.stop();
+    await this.queue.close?.();
     this.db.close();
   }
+}
+
+/** The queue backend named by `queue.backend`: embedded SQLite (default) or BullMQ/Redis. */
+export function createQueue(config: Config, db: Db): JobQueue {
+  if (config.queue.backend === 'redis') {
+    // Loaded only when chosen: the embedded default never loads the Redis client.
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const { RedisQueue } = require('./jobs/redis-queue') as typeof import('./jobs/redis-queue');
+    return new RedisQueue(db, config);
+  }
+  return new EmbeddedQueue(db, config.queue.offPeak);
 }

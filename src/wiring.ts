@@ -33,7 +33,16 @@ export async function buildNode(config: Config): Promise<BuiltNode> {
   node.registry = registry;
   node.egress = egress;
   node.addService({ name: 'models', start: async () => void (await registry.loadAll()), stop: () => registry.close() });
-  node.addService({ name: 'egress', start: () => egress.start(), stop: () => egress.stop() });
+  // The outbox is filled by the worker side; only a process with the sender role drains it.
+  if (node.roles.sender) node.addService({ name: 'egress', start: () => egress.start(), stop: () => egress.stop() });
+  // With a shared queue, a worker takes only routes with at least one of their models loaded.
+  node.workerInfo = () => ({
+    cannotRun: (route) => {
+      const names = Object.values(route.models);
+      return names.some((n) => registry.isReady(n)) ? undefined : `none of its models is loaded here (${names.join(', ')})`;
+    },
+    executionProvider: [...new Set(registry.states().map((s) => s.executionProvider).filter(Boolean))].join(',') || config.inference.executionProviders[0],
+  });
   const housekeeping = new Housekeeping({ node, registry, egress });
   node.addService({ name: 'housekeeping', start: () => housekeeping.start(), stop: () => housekeeping.stop() });
   mountAdmin(node, { registry, egress, housekeeping });

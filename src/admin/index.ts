@@ -41,6 +41,15 @@ export function staticDir(): string {
 
 const OUTBOX_STATES: OutboxState[] = ['pending', 'sending', 'sent', 'failed', 'dead'];
 
+/** express 4 does not catch rejected promises: answer 503 (the queue backend is unreachable) instead. */
+const wrap =
+  (fn: (req: Request, res: Response) => Promise<void>) =>
+  (req: Request, res: Response): void => {
+    fn(req, res).catch((e: Error) => {
+      if (!res.headersSent) res.status(503).json({ error: `queue unavailable: ${e.message}` });
+    });
+  };
+
 export interface MountedAdmin {
   metrics: NodeMetrics;
   auth?: AdminAuth;
@@ -50,10 +59,13 @@ export function mountAdmin(node: StrokeNode, opts: AdminMountOptions): MountedAd
   const app = node.app;
   const { registry, egress, housekeeping } = opts;
 
-  app.get('/readyz', (_req, res) => {
-    const r = readiness(node, registry);
-    res.status(r.ready ? 200 : 503).json({ status: r.ready ? 'ready' : 'not ready', ...r });
-  });
+  app.get(
+    '/readyz',
+    wrap(async (_req, res) => {
+      const r = await readiness(node, registry);
+      res.status(r.ready ? 200 : 503).json({ status: r.ready ? 'ready' : 'not ready', ...r });
+    }),
+  );
 
   const metrics = createMetrics({ node, registry, egress, housekeeping });
   app.get('/metrics', async (_req, res) => {
@@ -155,10 +167,10 @@ function adminRouter(node: StrokeNode, opts: AdminMountOptions, auth: AdminAuth)
     const n = Number(req.query.limit);
     return Number.isInteger(n) && n > 0 ? Math.min(n, max) : def;
   };
-  api.get('/status', (_req, res) => res.json(views.status()));
+  api.get('/status', wrap(async (_req, res) => void res.json(await views.status())));
   api.get('/models', (_req, res) => res.json({ models: views.models() }));
-  api.get('/queue', (req, res) => res.json(views.queue(limitOf(req, 50))));
-  api.get('/studies', (req, res) => res.json({ studies: views.studies(limitOf(req, 50)) }));
+  api.get('/queue', wrap(async (req, res) => void res.json(await views.queue(limitOf(req, 50)))));
+  api.get('/studies', wrap(async (req, res) => void res.json({ studies: await views.studies(limitOf(req, 50)) })));
   api.get('/destinations', (_req, res) => res.json({ destinations: views.destinations() }));
   api.get('/outbox', (req, res) => {
     const states = String(req.query.state ?? '')
@@ -168,14 +180,18 @@ function adminRouter(node: StrokeNode, opts: AdminMountOptions, auth: AdminAuth)
     res.json({ rows: views.outbox({ destination, state: states.length ? states : undefined, limit: limitOf(req, 200) }) });
   });
   /** Everything the page shows, in one request (the page polls this every 2 s). */
-  api.get('/overview', (req, res) =>
-    res.json({
-      status: views.status(),
-      models: views.models(),
-      queue: views.queue(20),
-      studies: views.studies(limitOf(req, 30, 200)),
-      destinations: views.destinations(),
-      outbox: views.outbox({ state: ['pending', 'sending', 'failed', 'dead'], limit: 100 }),
+  api.get(
+    '/overview',
+    wrap(async (req, res) => {
+      const [status, queue, studies] = await Promise.all([views.status(), views.queue(20), views.studies(limitOf(req, 30, 200))]);
+      res.json({
+        status,
+        models: views.models(),
+        queue,
+        studies,
+        destinations: views.destinations(),
+        outbox: views.outbox({ state: ['pending', 'sending', 'failed', 'dead'], limit: 100 }),
+      });
     }),
   );
 
@@ -187,17 +203,20 @@ function adminRouter(node: StrokeNode, opts: AdminMountOptions, auth: AdminAuth)
     return Number.isInteger(n) && n > 0 ? n : undefined;
   };
 
-  api.post('/actions/jobs/:id/retry', (req, res) => {
-    const id = idParam(req);
-    const job = id ? node.queue.get(id) : undefined;
-    if (!id || !job) return void res.status(404).json({ error: `no job ${req.params.id}` });
-    if (!['failed', 'dead', 'not_processed'].includes(job.state)) {
-      return void res.status(409).json({ error: `job ${id} is ${job.state}; only failed, dead or not-processed jobs can be retried` });
-    }
-    const ok = node.queue.retry(id);
-    act('job.retry', req, { job: id, ok });
-    res.status(ok ? 200 : 409).json({ ok, job: views.job(node.queue.get(id)!) });
-  });
+  api.post(
+    '/actions/jobs/:id/retry',
+    wrap(async (req, res) => {
+      const id = idParam(req);
+      const job = id ? await node.queue.get(id) : undefined;
+      if (!id || !job) return void res.status(404).json({ error: `no job ${req.params.id}` });
+      if (!['failed', 'dead', 'not_processed'].includes(job.state)) {
+        return void res.status(409).json({ error: `job ${id} is ${job.state}; only failed, dead or not-processed jobs can be retried` });
+      }
+      const ok = await node.queue.retry(id);
+      act('job.retry', req, { job: id, ok });
+      res.status(ok ? 200 : 409).json({ ok, job: views.job((await node.queue.get(id))!) });
+    }),
+  );
   api.post('/actions/outbox/:id/retry', (req, res) => {
     const id = idParam(req);
     const row = id ? opts.egress.outbox.get(id) : undefined;

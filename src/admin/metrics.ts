@@ -191,8 +191,8 @@ export function createMetrics(deps: MetricsDeps): NodeMetrics {
     help: 'Study jobs by state',
     labelNames: ['state'],
     registers: [reg],
-    collect() {
-      for (const [state, n] of Object.entries(node.queue.counts())) this.set({ state }, n);
+    async collect() {
+      for (const [state, n] of Object.entries(await node.queue.counts())) this.set({ state }, n);
     },
   });
   new Gauge({

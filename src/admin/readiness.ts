@@ -30,7 +30,7 @@ function attempt(fn: () => string): CheckResult {
   }
 }
 
-export function readiness(node: StrokeNode, registry: ModelRegistry): Readiness {
+export async function readiness(node: StrokeNode, registry: ModelRegistry): Promise<Readiness> {
   const store = attempt(() => {
     const f = path.join(node.store.tmpDir, `readyz-${crypto.randomBytes(4).toString('hex')}.probe`);
     const fd = fs.openSync(f, 'w');
@@ -62,10 +62,20 @@ export function readiness(node: StrokeNode, registry: ModelRegistry): Readiness 
           detail: ready.length > 0 ? `${ready.length}/${states.length} ready (${ready.map((s) => s.name).join(', ')})` : `none of ${states.length} ready: ${states.map((s) => `${s.name} ${s.status}`).join(', ')}`,
         };
 
-  const queue = attempt(() => {
-    const c = node.queue.counts();
-    return `${c.ready} ready, ${c.running} running, ${c.collecting} collecting`;
-  });
+  // A shared backend (Redis) that does not answer within 2 s counts as unreachable.
+  let queue: CheckResult;
+  try {
+    let timer: NodeJS.Timeout | undefined;
+    const c = await Promise.race([
+      node.queue.counts(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${node.queue.backend} queue did not answer within 2 s`)), 2000);
+      }),
+    ]).finally(() => clearTimeout(timer));
+    queue = { ok: true, detail: `${node.queue.backend}: ${c.ready} ready, ${c.running} running, ${c.collecting} collecting` };
+  } catch (e) {
+    queue = { ok: false, detail: (e as Error).message };
+  }
 
   return { ready: store.ok && disk.ok && models.ok && queue.ok, checks: { store, disk, models, queue } };
 }

@@ -221,15 +221,18 @@ export class AdminViews {
     };
   }
 
-  studies(limit = 50): JobView[] {
-    return this.d.node.queue.list({ limit }).map((j) => this.job(j));
+  async studies(limit = 50): Promise<JobView[]> {
+    return (await this.d.node.queue.list({ limit })).map((j) => this.job(j));
   }
 
-  queue(limit = 50): { counts: Record<JobState, number>; jobs: Record<JobState, JobView[]> } {
-    const counts = this.d.node.queue.counts();
+  async queue(limit = 50): Promise<{ backend: string; counts: Record<JobState, number>; jobs: Record<JobState, JobView[]> }> {
+    const q = this.d.node.queue;
+    const counts = await q.counts();
     const jobs = {} as Record<JobState, JobView[]>;
-    for (const s of Object.keys(counts) as JobState[]) jobs[s] = this.d.node.queue.list({ states: [s], limit }).map((j) => this.job(j));
-    return { counts, jobs };
+    const states = Object.keys(counts) as JobState[];
+    const lists = await Promise.all(states.map((s) => q.list({ states: [s], limit })));
+    states.forEach((s, i) => (jobs[s] = lists[i].map((j) => this.job(j))));
+    return { backend: q.backend, counts, jobs };
   }
 
   models(): ModelView[] {
@@ -300,7 +303,7 @@ export class AdminViews {
     };
   }
 
-  status(): StatusView {
+  async status(): Promise<StatusView> {
     const { node, registry, housekeeping } = this.d;
     const states = registry.states();
     return {
@@ -314,7 +317,7 @@ export class AdminViews {
       httpPort: node.httpPort,
       showPatientIdentifiers: this.showIds,
       disk: this.disk(),
-      queue: node.queue.counts(),
+      queue: await node.queue.counts(),
       models: { total: states.length, ready: states.filter((s) => s.status === 'ready').length },
       housekeeping: housekeeping ? { lastRuns: housekeeping.lastRuns(), nextRuns: housekeeping.nextRuns() } : null,
       serverTime: Date.now(),

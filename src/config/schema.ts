@@ -147,6 +147,51 @@ export const ConfigSchema = z
       })
       .strict()
       .default({}),
+    roles: z
+      .array(z.enum(['all', 'receiver', 'worker', 'sender']))
+      .min(1)
+      .default(['all'])
+      .describe(
+        'what this process does: receiver (DIMSE + STOW-RS in), worker (runs the models; one process per GPU), sender (egress of this storage), or all',
+      ),
+    queue: z
+      .object({
+        backend: z
+          .enum(['embedded', 'redis'])
+          .default('embedded')
+          .describe('embedded: SQLite in storage.dir, one process, no external service; redis: BullMQ on Redis, several receivers and workers'),
+        redis: z
+          .object({
+            host: z.string().default('127.0.0.1'),
+            port: port.default(6379),
+            password: z.string().optional(),
+            db: z.number().int().nonnegative().default(0),
+            prefix: z.string().min(1).default('stroke').describe('key prefix: nodes sharing a queue use the same prefix'),
+          })
+          .strict()
+          .default({}),
+        maxAttempts: z.number().int().positive().default(3).describe('tries of a failing study job before it is dead-lettered'),
+        backoffSeconds: z.number().positive().default(10).describe('redis: first retry delay, doubled at each attempt'),
+        lockSeconds: z
+          .number()
+          .positive()
+          .default(30)
+          .describe('redis: lease of a running job, renewed while its worker lives; a worker silent this long is presumed dead and its job handed to another'),
+        offPeak: z
+          .object({
+            start: z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'HH:MM'),
+            end: z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'HH:MM'),
+          })
+          .strict()
+          .optional()
+          .describe('local-time window in which research-priority studies run (unset: any time)'),
+        workerRoutes: z
+          .array(z.string())
+          .optional()
+          .describe('redis: routes this worker takes jobs for (default: every route whose models it has loaded)'),
+      })
+      .strict()
+      .default({}),
     logLevel: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
   })
   .strict()

@@ -10,10 +10,15 @@
  * result already sent. Everything lives in the database, so a restart resumes where it stopped:
  * a `running` job found at start-up goes back to `ready`.
  *
- * The `JobQueue` interface is what stages use; a BullMQ/Redis backend can implement it too.
+ * The `JobQueue` interface is what the node uses; it is Promise-based so that a networked backend
+ * (BullMQ/Redis, `src/jobs/redis-queue.ts`) implements it too. This embedded backend answers from
+ * SQLite synchronously inside each async method, so its ordering is exactly that of a plain call.
  */
 import { Db } from '../store/db';
 import { ArrivalHint } from '../store/instances';
+import { StoredInstance } from '../types';
+import type { Route } from '../config/schema';
+import type { Roles } from '../config/roles';
 
 export type JobState = 'collecting' | 'ready' | 'running' | 'done' | 'not_processed' | 'failed' | 'dead';
 export type Priority = 'urgent' | 'normal' | 'research';
@@ -37,6 +42,8 @@ export interface StudyJob {
   /** JSON written by the pipeline (route taken, outputs, timings). */
   outcome: unknown;
   error: string | null;
+  /** Shared backend: the node name of the worker that ran (or runs) it. */
+  worker?: string;
 }
 
 export interface StabilityRule {
@@ -47,17 +54,67 @@ export interface StabilityRule {
 }
 
 export interface JobQueue {
-  noteArrival(studyUid: string, route: string, hint: ArrivalHint, priority: Priority, now?: number): StudyJob;
-  /** Move collecting jobs whose study is stable to ready; returns those moved. */
-  promoteStable(rules: Map<string, StabilityRule>, now?: number): StudyJob[];
+  /** Which backend this is ('embedded' SQLite, or 'redis' BullMQ), for logs and the admin page. */
+  readonly backend: 'embedded' | 'redis';
+  /**
+   * An instance of `studyUid` was stored. `instance` is its reference (path on disk, UIDs), never
+   * pixel data: a shared backend keeps it with the job so a worker on another machine finds the file.
+   */
+  noteArrival(studyUid: string, route: string, hint: ArrivalHint, priority: Priority, now?: number, instance?: StoredInstance): Promise<StudyJob>;
+  /** Move collecting jobs whose study is stable to ready; returns those moved (by this process). */
+  promoteStable(rules: Map<string, StabilityRule>, now?: number): Promise<StudyJob[]>;
   /** Take the next ready job (urgent first, then oldest). */
-  claim(now?: number): StudyJob | undefined;
-  complete(id: number, state: 'done' | 'not_processed', outcome: unknown, now?: number): void;
-  fail(id: number, error: string, maxAttempts: number, now?: number): StudyJob;
-  retry(id: number, now?: number): boolean;
-  get(id: number): StudyJob | undefined;
-  list(opts?: { states?: JobState[]; limit?: number }): StudyJob[];
-  counts(): Record<JobState, number>;
+  claim(now?: number): Promise<StudyJob | undefined>;
+  complete(id: number, state: 'done' | 'not_processed', outcome: unknown, now?: number): Promise<void>;
+  fail(id: number, error: string, maxAttempts: number, now?: number): Promise<StudyJob>;
+  retry(id: number, now?: number): Promise<boolean>;
+  get(id: number): Promise<StudyJob | undefined>;
+  list(opts?: { states?: JobState[]; limit?: number }): Promise<StudyJob[]>;
+  counts(): Promise<Record<JobState, number>>;
+  /**
+   * The instances a claimed job covers, as references. Backends shared between machines answer from
+   * the references noted at arrival; undefined here means "ask the local instance store".
+   */
+  instances?(job: StudyJob): Promise<StoredInstance[]>;
+  /**
+   * Called once by the node at start (after the store recovered): a shared backend connects, starts
+   * its stability timers (receiver/worker roles) and replays arrivals not yet recorded.
+   */
+  start?(ctx: QueueStartContext): Promise<void>;
+  /** Release connections (the node calls it at stop). */
+  close?(): Promise<void>;
+}
+
+/** Off-peak window for research routes, local time "HH:MM"; start > end wraps past midnight. */
+export interface OffPeakWindow {
+  start: string;
+  end: string;
+}
+
+/** Milliseconds from `now` until the off-peak window opens (0 inside it). */
+export function offPeakDelayMs(window: OffPeakWindow | undefined, now = Date.now()): number {
+  if (!window) return 0;
+  const mins = (hhmm: string) => {
+    const [h, m] = hhmm.split(':').map(Number);
+    return h * 60 + m;
+  };
+  const d = new Date(now);
+  const cur = d.getHours() * 60 + d.getMinutes() + d.getSeconds() / 60 + d.getMilliseconds() / 60000;
+  const start = mins(window.start);
+  const end = mins(window.end);
+  const inside = start <= end ? cur >= start && cur < end : cur >= start || cur < end;
+  if (inside) return 0;
+  const wait = (start - cur + 1440) % 1440;
+  return Math.round(wait * 60_000);
+}
+
+export interface QueueStartContext {
+  rules: Map<string, StabilityRule>;
+  roles: Roles;
+  /** Worker side: why this process cannot run a route's models (undefined = it can). */
+  cannotRun?: (route: Route) => string | undefined;
+  /** Worker side: what it runs on, published with its heartbeat (e.g. "cpu", "webgpu"). */
+  executionProvider?: string;
 }
 
 /** After the last required series arrived, wait this long for stragglers of the same burst. */
@@ -66,7 +123,13 @@ export const REQUIRED_SERIES_SETTLE_MS = 1000;
 const PRIORITY_ORDER = "CASE priority WHEN 'urgent' THEN 0 WHEN 'normal' THEN 1 ELSE 2 END";
 
 export class EmbeddedQueue implements JobQueue {
-  constructor(private readonly db: Db) {
+  readonly backend = 'embedded' as const;
+
+  /** `offPeak`: when set, research-priority jobs become ready only inside this window. */
+  constructor(
+    private readonly db: Db,
+    private readonly offPeak?: OffPeakWindow,
+  ) {
     db.exec(`
       CREATE TABLE IF NOT EXISTS jobs (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -94,7 +157,7 @@ export class EmbeddedQueue implements JobQueue {
     db.prepare("UPDATE jobs SET state = 'ready', handoff = 'restart' WHERE state = 'running'").run();
   }
 
-  noteArrival(studyUid: string, route: string, hint: ArrivalHint, priority: Priority, now = Date.now()): StudyJob {
+  async noteArrival(studyUid: string, route: string, hint: ArrivalHint, priority: Priority, now = Date.now()): Promise<StudyJob> {
     const tx = this.db.transaction(() => {
       const open = this.db
         .prepare("SELECT id, hints FROM jobs WHERE study_uid = ? AND route = ? AND state = 'collecting' ORDER BY id DESC LIMIT 1")
@@ -118,10 +181,10 @@ export class EmbeddedQueue implements JobQueue {
         .run(studyUid, route, priority, now, now, hint, prev?.id ?? null);
       return Number(r.lastInsertRowid);
     });
-    return this.get(tx())!;
+    return this.getSync(tx())!;
   }
 
-  promoteStable(rules: Map<string, StabilityRule>, now = Date.now()): StudyJob[] {
+  async promoteStable(rules: Map<string, StabilityRule>, now = Date.now()): Promise<StudyJob[]> {
     const collecting = this.db.prepare("SELECT * FROM jobs WHERE state = 'collecting'").all() as Record<string, unknown>[];
     const moved: StudyJob[] = [];
     for (const row of collecting) {
@@ -135,15 +198,16 @@ export class EmbeddedQueue implements JobQueue {
         if (rule.requiredSeries.every((h) => hints.has(h)) && now - last >= REQUIRED_SERIES_SETTLE_MS) handoff = 'required-series';
       }
       if (!handoff) continue;
+      const readyAt = row.priority === 'research' ? now + offPeakDelayMs(this.offPeak, now) : now;
       const changed = this.db
         .prepare("UPDATE jobs SET state = 'ready', ready_at = ?, handoff = ? WHERE id = ? AND state = 'collecting'")
-        .run(now, handoff, row.id).changes;
-      if (changed) moved.push(this.get(Number(row.id))!);
+        .run(readyAt, handoff, row.id).changes;
+      if (changed) moved.push(this.getSync(Number(row.id))!);
     }
     return moved;
   }
 
-  claim(now = Date.now()): StudyJob | undefined {
+  async claim(now = Date.now()): Promise<StudyJob | undefined> {
     const tx = this.db.transaction(() => {
       const row = this.db
         .prepare(`SELECT id FROM jobs WHERE state = 'ready' AND (ready_at IS NULL OR ready_at <= ?) ORDER BY ${PRIORITY_ORDER}, ready_at, id LIMIT 1`)
@@ -153,17 +217,17 @@ export class EmbeddedQueue implements JobQueue {
       return row.id;
     });
     const id = tx();
-    return id === undefined ? undefined : this.get(id);
+    return id === undefined ? undefined : this.getSync(id);
   }
 
-  complete(id: number, state: 'done' | 'not_processed', outcome: unknown, now = Date.now()): void {
+  async complete(id: number, state: 'done' | 'not_processed', outcome: unknown, now = Date.now()): Promise<void> {
     this.db
       .prepare('UPDATE jobs SET state = ?, finished_at = ?, outcome = ?, error = NULL WHERE id = ?')
       .run(state, now, JSON.stringify(outcome ?? null), id);
   }
 
-  fail(id: number, error: string, maxAttempts: number, now = Date.now()): StudyJob {
-    const job = this.get(id);
+  async fail(id: number, error: string, maxAttempts: number, now = Date.now()): Promise<StudyJob> {
+    const job = this.getSync(id);
     if (!job) throw new Error(`no job ${id}`);
     if (job.attempts >= maxAttempts) {
       this.db.prepare("UPDATE jobs SET state = 'dead', finished_at = ?, error = ? WHERE id = ?").run(now, error, id);
@@ -172,10 +236,10 @@ export class EmbeddedQueue implements JobQueue {
       const delay = 10_000 * job.attempts * job.attempts;
       this.db.prepare("UPDATE jobs SET state = 'ready', ready_at = ?, error = ?, handoff = 'retry' WHERE id = ?").run(now + delay, error, id);
     }
-    return this.get(id)!;
+    return this.getSync(id)!;
   }
 
-  retry(id: number, now = Date.now()): boolean {
+  async retry(id: number, now = Date.now()): Promise<boolean> {
     return (
       this.db
         .prepare("UPDATE jobs SET state = 'ready', ready_at = ?, attempts = 0, handoff = 'operator-retry' WHERE id = ? AND state IN ('failed','dead','not_processed','done')")
@@ -183,12 +247,16 @@ export class EmbeddedQueue implements JobQueue {
     );
   }
 
-  get(id: number): StudyJob | undefined {
+  async get(id: number): Promise<StudyJob | undefined> {
+    return this.getSync(id);
+  }
+
+  private getSync(id: number): StudyJob | undefined {
     const r = this.db.prepare('SELECT * FROM jobs WHERE id = ?').get(id) as Record<string, unknown> | undefined;
     return r ? rowToJob(r) : undefined;
   }
 
-  list(opts: { states?: JobState[]; limit?: number } = {}): StudyJob[] {
+  async list(opts: { states?: JobState[]; limit?: number } = {}): Promise<StudyJob[]> {
     const limit = opts.limit ?? 50;
     if (opts.states?.length) {
       const q = `SELECT * FROM jobs WHERE state IN (${opts.states.map(() => '?').join(',')}) ORDER BY id DESC LIMIT ?`;
@@ -197,7 +265,7 @@ export class EmbeddedQueue implements JobQueue {
     return (this.db.prepare('SELECT * FROM jobs ORDER BY id DESC LIMIT ?').all(limit) as Record<string, unknown>[]).map(rowToJob);
   }
 
-  counts(): Record<JobState, number> {
+  async counts(): Promise<Record<JobState, number>> {
     const out: Record<JobState, number> = { collecting: 0, ready: 0, running: 0, done: 0, not_processed: 0, failed: 0, dead: 0 };
     for (const r of this.db.prepare('SELECT state, COUNT(*) AS n FROM jobs GROUP BY state').all() as { state: JobState; n: number }[]) {
       out[r.state] = r.n;

@@ -146,7 +146,7 @@ describe('admin API with a token', () => {
   test('a processed study appears with availability, route, model, outputs and timings; no patient identifiers by default', async () => {
     const s = strokeStudy({ patientName: 'DOE^JANE', patientId: 'PID-4711' });
     expect(await stow(node.app, s.files)).toBe(200);
-    await waitFor(() => node.queue.counts().done === 1, 20000, 'study processed');
+    await waitFor(async () => (await node.queue.counts()).done === 1, 20000, 'study processed');
     const res = await request(node.app).get('/admin/api/studies').set(bearer);
     expect(res.status).toBe(200);
     const [job] = res.body.studies;
@@ -183,16 +183,16 @@ describe('admin API with a token', () => {
     const q = node.queue;
     node.paused = true; // keep the worker from picking the retried job up during the test
     try {
-      const j = q.noteArrival('1.2.3.999', 'default', 'OTHER', 'urgent', Date.now() - 60_000);
-      q.promoteStable(new Map([['default', { route: 'default', quietPeriodMs: 1, requiredSeries: [], priority: 'urgent' }]]));
-      const claimed = q.claim()!;
+      const j = await q.noteArrival('1.2.3.999', 'default', 'OTHER', 'urgent', Date.now() - 60_000);
+      await q.promoteStable(new Map([['default', { route: 'default', quietPeriodMs: 1, requiredSeries: [], priority: 'urgent' }]]));
+      const claimed = (await q.claim())!;
       expect(claimed.id).toBe(j.id);
-      expect(q.fail(j.id, 'boom', 1).state).toBe('dead');
+      expect((await q.fail(j.id, 'boom', 1)).state).toBe('dead');
       const r = await request(node.app).post(`/admin/api/actions/jobs/${j.id}/retry`).set(bearer).send({});
       expect(r.status).toBe(200);
       expect(r.body.job.state).toBe('ready');
       expect(r.body.job.handoff).toBe('operator-retry');
-      const done = q.list({ states: ['done'] })[0];
+      const done = (await q.list({ states: ['done'] }))[0];
       expect((await request(node.app).post(`/admin/api/actions/jobs/${done.id}/retry`).set(bearer).send({})).status).toBe(409);
       expect((await request(node.app).post('/admin/api/actions/jobs/99999/retry').set(bearer).send({})).status).toBe(404);
     } finally {
@@ -205,12 +205,12 @@ describe('admin API with a token', () => {
     expect((await request(node.app).post('/admin/api/actions/pause').set(bearer).send({})).body.paused).toBe(true);
     const s = strokeStudy();
     expect(await stow(node.app, s.files)).toBe(200);
-    await waitFor(() => node.queue.counts().ready === 1, 10000, 'job ready');
+    await waitFor(async () => (await node.queue.counts()).ready === 1, 10000, 'job ready');
     await new Promise((r) => setTimeout(r, 700));
-    expect(node.queue.counts().ready).toBe(1);
+    expect((await node.queue.counts()).ready).toBe(1);
     expect((await request(node.app).get('/metrics')).text).toMatch(/^stroke_node_processing_paused 1$/m);
     expect((await request(node.app).post('/admin/api/actions/resume').set(bearer).send({})).body.paused).toBe(false);
-    await waitFor(() => node.queue.counts().done === 2, 20000, 'second study processed after resume');
+    await waitFor(async () => (await node.queue.counts()).done === 2, 20000, 'second study processed after resume');
   });
 
   test('reload models picks up a model file fixed on disk', async () => {

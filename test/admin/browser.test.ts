@@ -101,7 +101,7 @@ describe('admin page in Chromium', () => {
     await waitText('dest-sent-pacs', '2');
     expect(await text('dest-dead-pacs')).toBe('0');
     await page.getByTestId('study-row-1').getByText('2/2 sent').waitFor();
-    const job = node.queue.get(1)!;
+    const job = (await node.queue.get(1))!;
     const outputs = (job.outcome as { outputs: { sopInstanceUid: string }[] }).outputs.map((o) => o.sopInstanceUid);
     expect((await pacs.listSopInstanceUids()).sort()).toEqual([...outputs].sort());
     await page.screenshot({ path: path.join(OUT, 'admin-console.png'), fullPage: true });

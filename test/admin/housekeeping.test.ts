@@ -45,8 +45,8 @@ describe('retention with a controlled clock', () => {
     const uid = s.study.studyInstanceUid;
     const instancePaths = node.store.listStudy(uid).map((i) => i.path);
     expect(instancePaths).toHaveLength(6);
-    node.queue.promoteStable(rules, Date.now() + 1);
-    const job = node.queue.list({ states: ['ready'] }).find((j) => j.studyUid === uid)!;
+    await node.queue.promoteStable(rules, Date.now() + 1);
+    const job = (await node.queue.list({ states: ['ready'] })).find((j) => j.studyUid === uid)!;
     const resultsDir = path.join(t.dir, 'results', `job-${job.id}`);
     const outputs = rowStates.map((_, i) => {
       const p = path.join(resultsDir, `SEG-${i}.dcm`);
@@ -55,8 +55,8 @@ describe('retention with a controlled clock', () => {
     fs.mkdirSync(resultsDir, { recursive: true });
     for (const o of outputs) fs.writeFileSync(o.path, 'result');
     if (finish) {
-      node.queue.claim(Date.now() + 1);
-      node.queue.complete(job.id, 'done', { outputs });
+      await node.queue.claim(Date.now() + 1);
+      await node.queue.complete(job.id, 'done', { outputs });
     }
     const ids = node.egress.outbox.enqueue(
       outputs.map((o) => ({ path: o.path, sopInstanceUid: o.sopInstanceUid, sopClassUid: '1.2.840.10008.5.1.4.1.1.66.4', studyInstanceUid: uid, seriesInstanceUid: o.seriesInstanceUid, transferSyntaxUid: '1.2.840.10008.1.2.1' })),

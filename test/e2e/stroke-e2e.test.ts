@@ -110,7 +110,7 @@ describe('stroke study end to end through the real Orthanc', () => {
   });
 
   async function waitJobs(n: number): Promise<void> {
-    await waitFor(() => t.node.queue.list({ states: ['done', 'not_processed', 'failed', 'dead'] }).length >= n, 90000, `${n} job(s) finished`);
+    await waitFor(async () => (await t.node.queue.list({ states: ['done', 'not_processed', 'failed', 'dead'] })).length >= n, 90000, `${n} job(s) finished`);
     await (t.node as unknown as { egress: { sendNow(): Promise<void> } }).egress.sendNow();
   }
 
@@ -120,7 +120,7 @@ describe('stroke study end to end through the real Orthanc', () => {
     for (const s of [study.dwi!, study.adc!]) for (const f of s.files) await pacs.uploadFile(f.part10);
     await pacs.storeToModality('NODE', await pacs.listInstances());
     await waitJobs(1);
-    const job = t.node.queue.list()[0];
+    const job = (await t.node.queue.list())[0];
     expect(job.state).toBe('done');
     const outcome = job.outcome as { model: { name: string; executionProvider: string }; lesionVolumeMl: number; decision: string };
     expect(outcome.model.name).toBe('dual-encoder');
@@ -169,11 +169,11 @@ describe('stroke study end to end through the real Orthanc', () => {
       const j = Math.floor(rnd() * (i + 1));
       [files[i], files[j]] = [files[j], files[i]];
     }
-    const before = t.node.queue.list({ states: ['done', 'not_processed', 'failed', 'dead'] }).length;
+    const before = (await t.node.queue.list({ states: ['done', 'not_processed', 'failed', 'dead'] })).length;
     const r = await storescu('127.0.0.1', t.dimsePort, files, { callingAet: 'STORESCU', calledAet: 'STROKEAI' });
     expect(r.files.every((f) => f.outcome === 'success')).toBe(true);
     await waitJobs(before + 1);
-    const job = t.node.queue.list()[0];
+    const job = (await t.node.queue.list())[0];
     expect(job.state).toBe('done');
     const segPath = (job.outcome as { outputs: { kind: string; path: string }[] }).outputs.find((o) => o.kind === 'SEG')!.path;
     const seg = readPart10(fs.readFileSync(segPath)).dataset;
@@ -188,10 +188,10 @@ describe('stroke study end to end through the real Orthanc', () => {
   test('a study with no lesion still gets a SEG with every frame, empty ones included, and a consistent volume', async () => {
     const names = phantomNames();
     const study = writePhantomStudy(loadPhantom(names.empty), { include: ['dwi', 'adc'], outDir: path.join(work, 'empty') });
-    const before = t.node.queue.list({ states: ['done', 'not_processed', 'failed', 'dead'] }).length;
+    const before = (await t.node.queue.list({ states: ['done', 'not_processed', 'failed', 'dead'] })).length;
     await storescu('127.0.0.1', t.dimsePort, [...study.dwi!.files, ...study.adc!.files].map((f) => f.path!), { callingAet: 'STORESCU', calledAet: 'STROKEAI' });
     await waitJobs(before + 1);
-    const job = t.node.queue.list()[0];
+    const job = (await t.node.queue.list())[0];
     expect(job.state).toBe('done');
     const o = job.outcome as { lesionVolumeMl: number; outputs: { kind: string; path: string }[] };
     const seg = readPart10(fs.readFileSync(o.outputs.find((x) => x.kind === 'SEG')!.path)).dataset;
@@ -210,10 +210,10 @@ describe('stroke study end to end through the real Orthanc', () => {
   test('DWI only is routed to the missing-modality model', async () => {
     const names = phantomNames();
     const study = writePhantomStudy(loadPhantom(names.lesion), { include: ['dwi'], outDir: path.join(work, 'dwi-only') });
-    const before = t.node.queue.list({ states: ['done', 'not_processed', 'failed', 'dead'] }).length;
+    const before = (await t.node.queue.list({ states: ['done', 'not_processed', 'failed', 'dead'] })).length;
     await storescu('127.0.0.1', t.dimsePort, study.dwi!.files.map((f) => f.path!), { callingAet: 'STORESCU', calledAet: 'STROKEAI' });
     await waitJobs(before + 1);
-    const job = t.node.queue.list()[0];
+    const job = (await t.node.queue.list())[0];
     const o = job.outcome as { model: { name: string }; availability: { available: { DWI: boolean; ADC: boolean } } };
     expect(job.state).toBe('done');
     expect(o.availability.available).toMatchObject({ DWI: true, ADC: false });
@@ -221,11 +221,11 @@ describe('stroke study end to end through the real Orthanc', () => {
   });
 
   test('a study with nothing usable is "not processed", with the reason', async () => {
-    const before = t.node.queue.list({ states: ['done', 'not_processed', 'failed', 'dead'] }).length;
+    const before = (await t.node.queue.list({ states: ['done', 'not_processed', 'failed', 'dead'] })).length;
     // a head CT alone: no CT→DWI model in this build
     await storescu('127.0.0.1', t.dimsePort, geHeadCt().slice(0, 5), { callingAet: 'STORESCU', calledAet: 'STROKEAI' });
     await waitJobs(before + 1);
-    const job = t.node.queue.list()[0];
+    const job = (await t.node.queue.list())[0];
     expect(job.state).toBe('not_processed');
     expect((job.outcome as { reason: string }).reason).toMatch(/CT/);
   });

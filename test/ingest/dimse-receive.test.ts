@@ -100,7 +100,7 @@ describe('Orthanc sends to the node by C-STORE', () => {
       for (const f of files) await pacs.uploadFile(fs.readFileSync(f));
       await pacs.storeToModality('NODE', await pacs.listInstances());
       expect(t.node.store.count()).toBe(files.length);
-      const jobs = t.node.queue.list();
+      const jobs = await t.node.queue.list();
       expect(jobs).toHaveLength(1);
       expect(jobs[0].state).toBe('collecting');
       expect(jobs[0].instanceCount).toBe(files.length);
