@@ -6,6 +6,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { benchE2e } from './e2e';
+import { benchQueue } from './queue';
 import { benchReceive } from './receive';
 
 async function main(): Promise<void> {
@@ -33,6 +34,16 @@ async function main(): Promise<void> {
     const r = await benchE2e(Number(process.env.BENCH_E2E_RUNS ?? 3));
     report.e2e = r;
     process.stdout.write(`e2e: ${JSON.stringify((r as { median?: unknown }).median ?? r)}\n`);
+  }
+  if (want('queue')) {
+    const r = await benchQueue();
+    report.queue = r;
+    const q = r as { oneWorker?: { studiesPerMinute: number }; twoWorkers?: { studiesPerMinute: number }; ratio?: number; overheadPerStudy?: unknown };
+    process.stdout.write(
+      q.oneWorker
+        ? `queue: 1 worker ${q.oneWorker.studiesPerMinute} studies/min, 2 workers ${q.twoWorkers!.studiesPerMinute} studies/min, ratio ${q.ratio}; overhead ${JSON.stringify(q.overheadPerStudy)}\n`
+        : `queue: ${JSON.stringify(r)}\n`,
+    );
   }
   const out = process.env.BENCH_OUT ?? path.resolve(__dirname, '..', '..', 'bench', 'reports', 'latest.json');
   const finalOut = fs.existsSync(path.dirname(path.dirname(out))) ? out : path.resolve('bench', 'reports', 'latest.json');
