@@ -196,7 +196,7 @@ export async function benchQueue(): Promise<Record<string, unknown>> {
     const embeddedOvh = await overhead(new EmbeddedQueue(openDb(path.join(work, 'e'))), 20, slices * 2);
     fs.rmSync(work, { recursive: true, force: true });
     return {
-      description: `${n} DWI+ADC studies (${slices} slices each, ${size}x${size}, real dual-encoder model, 1 onnxruntime thread per worker) queued while the workers were paused, then processed; one receiver process, redis-server with AOF (appendfsync everysec); ${os.cpus().length} CPU cores`,
+      description: `${n} DWI+ADC studies (${slices} slices each, ${size}x${size}, real dual-encoder model, 1 onnxruntime thread per worker) queued while the workers were paused, then processed; one receiver process, redis-server with AOF (appendfsync everysec); ${os.cpus().length} CPU cores shared with other work (load average before: ${os.loadavg().map((l) => l.toFixed(1)).join(' ')})`,
       oneWorker: one,
       twoWorkers: two,
       ratio: Number((two.studiesPerMinute / one.studiesPerMinute).toFixed(2)),

@@ -175,6 +175,8 @@ export class RedisQueue implements JobQueue {
   private rules = new Map<string, StabilityRule>();
   private timers: NodeJS.Timeout[] = [];
   private flushing = false;
+  /** Pending-arrival rows being written to Redis by noteArrival right now (the flush skips them). */
+  private readonly inflight = new Set<number>();
   private readonly lockMs: number;
   private closed = false;
 
@@ -297,9 +299,14 @@ export class RedisQueue implements JobQueue {
         .prepare('INSERT INTO queue_pending_arrivals (study_uid, route, hint, priority, instance) VALUES (?, ?, ?, ?, ?)')
         .run(studyUid, route, hint, priority, instance ? JSON.stringify(instance) : null).lastInsertRowid,
     );
-    const id = await this.record(studyUid, route, hint, priority, instance);
-    this.db.prepare('DELETE FROM queue_pending_arrivals WHERE seq = ?').run(seq);
-    return (await this.get(id))!;
+    this.inflight.add(seq);
+    try {
+      const id = await this.record(studyUid, route, hint, priority, instance);
+      this.db.prepare('DELETE FROM queue_pending_arrivals WHERE seq = ?').run(seq);
+      return (await this.get(id))!;
+    } finally {
+      this.inflight.delete(seq);
+    }
   }
 
   private async record(studyUid: string, route: string, hint: ArrivalHint, priority: Priority, instance?: StoredInstance): Promise<number> {
@@ -339,7 +346,6 @@ export class RedisQueue implements JobQueue {
     if (this.flushing || this.closed || !this.stableQueue) return;
     this.flushing = true;
     try {
-      // Only rows older than a few seconds: younger ones are still being noted by noteArrival.
       const rows = this.db.prepare('SELECT * FROM queue_pending_arrivals ORDER BY seq LIMIT 500').all() as {
         seq: number;
         study_uid: string;
@@ -348,13 +354,16 @@ export class RedisQueue implements JobQueue {
         priority: Priority;
         instance: string | null;
       }[];
+      let n = 0;
       for (const r of rows) {
-        // Replaying one that noteArrival is recording right now is harmless: references are keyed
-        // by SOP Instance UID, so a second note of the same instance changes nothing but the timer.
+        if (this.inflight.has(r.seq)) continue; // noteArrival is on it (or failed and will be retried here)
+        n++;
+        // Replaying is idempotent: references are keyed by SOP Instance UID, so a second note of
+        // the same instance changes nothing but the timer.
         await this.record(r.study_uid, r.route, r.hint, r.priority, r.instance ? (JSON.parse(r.instance) as StoredInstance) : undefined);
         this.db.prepare('DELETE FROM queue_pending_arrivals WHERE seq = ?').run(r.seq);
       }
-      if (rows.length) log.info('pending arrivals noted in the shared queue', { event: 'queue.pending_flushed', count: rows.length });
+      if (n) log.info('pending arrivals noted in the shared queue', { event: 'queue.pending_flushed', count: n });
     } catch (e) {
       log.warn('pending arrivals not noted yet', { event: 'queue.pending_retry', error: (e as Error).message });
     } finally {

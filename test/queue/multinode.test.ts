@@ -146,7 +146,7 @@ describe('several receivers and workers on one Redis', () => {
     expect(['w1', 'w2']).toContain(jobs[0].worker);
   });
 
-  test('Redis killed and restarted from its append-only file loses no job (ready ones and one still collecting)', async () => {
+  test('Redis killed and restarted from its append-only file loses no job (ready, collecting, and one received while Redis was down)', async () => {
     await admin(nodes.w1, 'pause');
     await admin(nodes.w2, 'pause');
     const studies = [strokeStudy(), strokeStudy(), strokeStudy()];
@@ -157,6 +157,9 @@ describe('several receivers and workers on one Redis', () => {
     expect((await jobsOf(studies[2].study.studyInstanceUid))[0].state).toBe('collecting');
 
     await redis.kill();
+    const whileDown = strokeStudy();
+    await stowTo(nodes.r2, whileDown.files); // acknowledged: on disk, its arrival waits for Redis
+    studies.push(whileDown);
     await sleep(1000);
     await redis.restart();
 
