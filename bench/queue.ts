@@ -183,7 +183,7 @@ export async function benchQueue(): Promise<Record<string, unknown>> {
   const modelsDir = path.resolve(__dirname, '..', '..', 'models');
   const models = fs.existsSync(path.join(modelsDir, 'dual-encoder.json')) ? modelsDir : path.resolve('models');
   if (!fs.existsSync(path.join(models, 'dual-encoder.json'))) return { skipped: 'models/dual-encoder.json not found' };
-  const n = Number(process.env.BENCH_QUEUE_STUDIES ?? 8);
+  const n = Number(process.env.BENCH_QUEUE_STUDIES ?? 12);
   const size = Number(process.env.BENCH_QUEUE_SIZE ?? 128);
   const slices = Number(process.env.BENCH_QUEUE_SLICES ?? 20);
   const studies = Array.from({ length: n }, () => studyFiles(size, slices));
