@@ -190,7 +190,7 @@ export class Housekeeping {
       let summary: Record<string, unknown>;
       switch (task) {
         case 'retention':
-          summary = { ...this.retention() };
+          summary = { ...(await this.retention()) };
           break;
         case 'outbox-sweep':
           summary = await this.outboxSweep();
@@ -214,7 +214,7 @@ export class Housekeeping {
 
   // ---------------------------------------------------------------- retention
 
-  retention(): RetentionSummary {
+  async retention(): Promise<RetentionSummary> {
     const { db, store, config } = this.opts.node;
     const cutoffMs = this.now() - config.storage.retentionDays * DAY_MS;
     const cutoff = new Date(cutoffMs).toISOString();
@@ -242,9 +242,11 @@ export class Housekeeping {
       .all(cutoffMs) as { uid: string }[];
     const hasOutbox = tableExists(db, 'egress_outbox');
     for (const { uid } of [...old, ...jobOnly]) {
-      const active = (
+      let active = (
         db.prepare("SELECT COUNT(*) AS n FROM jobs WHERE study_uid = ? AND state IN ('collecting','ready','running')").get(uid) as { n: number }
       ).n;
+      // A shared queue: the study's job lives in Redis, maybe still waiting for a worker.
+      if (!active && this.opts.node.queue.hasOpenJob && (await this.opts.node.queue.hasOpenJob(uid))) active = 1;
       if (active > 0) {
         s.keptActive++;
         log.info('retention: study kept, a job is still open', { event: 'housekeeping.retention_kept', study: ref(uid), reason: 'active-job' });

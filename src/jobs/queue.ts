@@ -81,6 +81,8 @@ export interface JobQueue {
    * its stability timers (receiver/worker roles) and replays arrivals not yet recorded.
    */
   start?(ctx: QueueStartContext): Promise<void>;
+  /** Shared backends: whether a job of this study is still collecting, waiting, running or retrying. */
+  hasOpenJob?(studyUid: string): Promise<boolean>;
   /** Release connections (the node calls it at stop). */
   close?(): Promise<void>;
 }

@@ -535,6 +535,19 @@ export class RedisQueue implements JobQueue {
     return Object.fromEntries(STATES.map((s, i) => [s, n[i]])) as Record<JobState, number>;
   }
 
+  async hasOpenJob(studyUid: string): Promise<boolean> {
+    for (const route of this.config.routes) {
+      let id = await this.redis.get(`${this.P}:q:last:${route.name}:${studyUid}`);
+      // the whole chain: an earlier job may still wait for a worker while a late one collects
+      for (let hops = 0; id && hops < 100; hops++) {
+        const [state, prev] = await this.redis.hmget(`${this.P}:q:job:${id}`, 'state', 'previousJobId');
+        if (state && ['collecting', 'ready', 'running'].includes(state)) return true;
+        id = prev;
+      }
+    }
+    return false;
+  }
+
   /** Workers seen in the last few lease periods (node name, routes, execution provider). */
   async workers(): Promise<Record<string, unknown>[]> {
     const keys = await this.redis.keys(`${this.P}:q:worker:*`);

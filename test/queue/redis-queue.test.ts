@@ -75,6 +75,9 @@ describe('RedisQueue (BullMQ) against a real Redis', () => {
       expect(late.id).not.toBe(all[0].id);
       expect(late.previousJobId).toBe(all[0].id);
       expect((await a.q.instances(late)).length).toBe(7);
+      // retention on a receiver asks the shared queue before deleting a study's files
+      expect(await a.q.hasOpenJob('S1')).toBe(true);
+      expect(await a.q.hasOpenJob('no.such.study')).toBe(false);
     } finally {
       await a.q.close();
       await b.q.close();
@@ -103,6 +106,7 @@ describe('RedisQueue (BullMQ) against a real Redis', () => {
       expect(claimed!.id).toBe(j.id);
       await w.q.complete(j.id, 'done', { ok: true });
       expect(await w.q.get(j.id)).toMatchObject({ state: 'done', outcome: { ok: true } });
+      expect(await w.q.hasOpenJob('S2')).toBe(false);
     } finally {
       await w.q.close();
     }
