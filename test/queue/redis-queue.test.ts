@@ -112,6 +112,39 @@ describe('RedisQueue (BullMQ) against a real Redis', () => {
     }
   });
 
+  test('a worker takes only routes whose models it can run, urgent routes first; it publishes its execution provider', async () => {
+    const routes = [
+      { name: 'research', priority: 'research' },
+      { name: 'stroke', priority: 'urgent' },
+      { name: 'ct', priority: 'urgent' },
+    ];
+    const rules = new Map<string, StabilityRule>(routes.map((r) => [r.name, { route: r.name, quietPeriodMs: 100, requiredSeries: [], priority: r.priority as 'urgent' }]));
+    const w = queueFor('t4', {});
+    // the same config as a deployment: every process lists every route
+    const cfg = parseConfig({ nodeName: 'gpu-1', storage: { dir: w.dir }, routes, queue: { backend: 'redis', redis: { port: redis.port, prefix: 't4' } } });
+    const q = new RedisQueue(w.db, cfg);
+    await q.start({
+      rules,
+      roles: { receiver: true, worker: true, sender: false },
+      cannotRun: (r) => (r.name === 'ct' ? 'no ct2dwi model here' : undefined),
+      executionProvider: 'webgpu',
+    });
+    try {
+      const ct = await q.noteArrival('CT1', 'ct', 'CT', 'urgent', undefined, ref('CT1.1', 'CT1'));
+      const research = await q.noteArrival('R1', 'research', 'OTHER', 'research', undefined, ref('R1.1', 'R1'));
+      const stroke = await q.noteArrival('S4', 'stroke', 'DWI', 'urgent', undefined, ref('S4.1', 'S4'));
+      await waitFor(async () => (await q.counts()).ready === 3, 10_000, 'three jobs ready');
+      expect((await q.claim())!.id).toBe(stroke.id); // urgent before research, though it came last
+      expect((await q.claim())!.id).toBe(research.id);
+      expect(await q.claim()).toBeUndefined(); // the ct job waits for a worker that can run it
+      expect((await q.get(ct.id))!.state).toBe('ready');
+      expect(await q.workers()).toEqual([expect.objectContaining({ node: 'gpu-1', routes: ['stroke', 'research'], executionProvider: 'webgpu' })]);
+    } finally {
+      await q.close();
+      await w.q.close();
+    }
+  });
+
   test('a whole node on the Redis backend processes a STOW-RS study end to end', async () => {
     let t: TestNode | undefined;
     try {
