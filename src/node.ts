@@ -237,7 +237,8 @@ export class StrokeNode {
   async stop(): Promise<void> {
     if (this.ticker) clearInterval(this.ticker);
     this.stopping = true;
-    await this.ticking;
+    // A step waiting on an unreachable shared queue must not hold the shutdown forever.
+    await Promise.race([this.ticking, new Promise((r) => setTimeout(r, 5000).unref())]);
     await this.dimse?.stop();
     await new Promise<void>((resolve) => (this.httpServer ? this.httpServer.close(() => resolve()) : resolve()));
     this.httpServer?.closeAllConnections?.();

@@ -559,12 +559,17 @@ export class RedisQueue implements JobQueue {
     this.closed = true;
     for (const t of this.timers) clearInterval(t);
     for (const id of [...this.claimed.keys()]) this.release(id);
-    await Promise.allSettled([
-      this.stableWorker?.close(),
-      ...this.studyWorkers.map((w) => w.worker.close(true)),
-    ]);
-    await Promise.allSettled([this.stableQueue?.close(), this.deadQueue?.close(), ...[...this.studyQueues.values()].map((q) => q.close())]);
-    await this.redis.quit().catch(() => this.redis.disconnect());
+    const graceful = async () => {
+      await Promise.allSettled([this.stableWorker?.close(), ...this.studyWorkers.map((w) => w.worker.close(true))]);
+      await Promise.allSettled([this.stableQueue?.close(), this.deadQueue?.close(), ...[...this.studyQueues.values()].map((q) => q.close())]);
+      await this.redis.quit();
+    };
+    // With Redis unreachable, closing would wait for it forever: give up after 5 s (a job held by
+    // this process is then handed on by BullMQ's stalled check when its lease runs out).
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([graceful().catch(() => undefined), new Promise((r) => (timer = setTimeout(r, 5000)))]);
+    clearTimeout(timer);
+    this.redis.disconnect();
   }
 }
 
