@@ -67,6 +67,8 @@ export interface JobView {
   previousJobId: number | null;
   error: string | null;
   outcome: OutcomeView | null;
+  /** Shared queue: the node name of the worker process that ran it. */
+  worker?: string;
 }
 
 export interface ModelView extends ModelState {
@@ -209,6 +211,7 @@ export class AdminViews {
       priority: j.priority,
       state: j.state,
       instanceCount: j.instanceCount,
+      ...(j.worker ? { worker: j.worker } : {}),
       createdAt: j.createdAt,
       readyAt: j.readyAt,
       startedAt: j.startedAt,

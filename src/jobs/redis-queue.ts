@@ -418,12 +418,18 @@ export class RedisQueue implements JobQueue {
         bull.extendLock(token, this.lockMs).catch((e: Error) => log.warn('job lease not renewed', { event: 'queue.lock_lost', job: id, error: e.message }));
       }, Math.max(500, Math.floor(this.lockMs / 3)));
       this.claimed.set(id, { bull, token, renew });
-      await this.update(id, 'running', {
-        startedAt: Date.now(),
-        attempts: Math.max(bull.attemptsStarted ?? 0, bull.attemptsMade + 1),
-        worker: this.config.nodeName,
-      });
-      return this.get(id);
+      try {
+        await this.update(id, 'running', {
+          startedAt: Date.now(),
+          attempts: Math.max(bull.attemptsStarted ?? 0, bull.attemptsMade + 1),
+          worker: this.config.nodeName,
+        });
+        return await this.get(id);
+      } catch (e) {
+        // Stop renewing: the lease runs out and the stalled check hands the job on.
+        this.release(id);
+        throw e;
+      }
     }
     return undefined;
   }

@@ -133,7 +133,10 @@ describe('RedisQueue (BullMQ) against a real Redis', () => {
       const ct = await q.noteArrival('CT1', 'ct', 'CT', 'urgent', undefined, ref('CT1.1', 'CT1'));
       const research = await q.noteArrival('R1', 'research', 'OTHER', 'research', undefined, ref('R1.1', 'R1'));
       const stroke = await q.noteArrival('S4', 'stroke', 'DWI', 'urgent', undefined, ref('S4.1', 'S4'));
-      await waitFor(async () => (await q.counts()).ready === 3, 10_000, 'three jobs ready');
+      // handed on = closed and queued in BullMQ (the job record turns ready a moment before)
+      const handed: number[] = [];
+      await waitFor(async () => handed.push(...(await q.promoteStable(rules)).map((j) => j.id)) === 3, 10_000, 'three jobs handed on');
+      expect((await q.counts()).ready).toBe(3);
       expect((await q.claim())!.id).toBe(stroke.id); // urgent before research, though it came last
       expect((await q.claim())!.id).toBe(research.id);
       expect(await q.claim()).toBeUndefined(); // the ct job waits for a worker that can run it
