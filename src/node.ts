@@ -194,6 +194,7 @@ export class StrokeNode {
     this.httpServer?.closeAllConnections?.();
     await this.inFlight;
     for (const s of [...this.services].reverse()) await s.stop();
+    this.store.close();
     this.db.close();
   }
 }

@@ -223,11 +223,13 @@ export class DimseReceiver {
       private beginStore(pcId: number, request: CommandSet): void {
         const pc = this.net.association?.getPresentationContext(pcId); // throws on an unknown id
         if (!pc || pc.getResult() !== PresentationContextResult.Accept) throw new Error(`C-STORE on presentation context ${pcId}, which was not accepted`);
-        const inc: Incoming = { pcId, request, tmp: store.tempPath(), fd: null, size: 0, pending: [], pendingBytes: 0, head: [], headBytes: 0 };
+        const inc: Incoming = { pcId, request, tmp: '', fd: null, size: 0, pending: [], pendingBytes: 0, head: [], headBytes: 0 };
         this.incoming = inc;
         this.mode = 'store';
         try {
-          inc.fd = fs.openSync(inc.tmp, 'w');
+          const t = store.openTemp();
+          inc.tmp = t.path;
+          inc.fd = t.fd;
         } catch (e) {
           // cannot even create the file (disk full, permissions): swallow the data, answer a failure
           inc.failed = e as Error;
@@ -295,7 +297,7 @@ export class DimseReceiver {
         const expected = inc.request.affectedSopInstanceUid;
         if (inc.failed) {
           if (inc.fd !== null) closeQuietly(inc.fd);
-          fs.rmSync(inc.tmp, { force: true });
+          if (inc.tmp) fs.rmSync(inc.tmp, { force: true });
           const code = (inc.failed as NodeJS.ErrnoException).code;
           receiver.stats.failed++;
           if (code === 'ENOSPC') {
@@ -337,7 +339,7 @@ export class DimseReceiver {
           if (inc.fd !== null) closeQuietly(inc.fd);
           inc.fd = null;
           inc.failed = inc.failed ?? new Error('association ended');
-          fs.rm(inc.tmp, { force: true }, () => undefined);
+          if (inc.tmp) fs.rm(inc.tmp, { force: true }, () => undefined);
         }
       }
 

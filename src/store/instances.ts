@@ -76,6 +76,8 @@ export interface InstanceRow extends StoredInstance {
 export type StoredListener = (r: CommitResult, ctx: CommitContext) => void;
 
 const HEADER_PREFIX_BYTES = 1 << 20;
+/** Temporary files kept created ahead (openTemp): one per concurrent association is enough. */
+const SPARE_TEMP_FILES = 4;
 
 export function arrivalHint(h: NaturalDataset): ArrivalHint {
   const modality = (str(h, 'Modality') ?? '').toUpperCase();
@@ -91,12 +93,22 @@ export function arrivalHint(h: NaturalDataset): ArrivalHint {
 export class InstanceStore {
   readonly tmpDir: string;
   readonly instancesDir: string;
+  readonly spareDir: string;
   private listeners: StoredListener[] = [];
   private freeCache = { at: 0, freeMb: Number.POSITIVE_INFINITY };
   /** Prepared statements by SQL: preparing costs ~0.1 ms, several times per instance otherwise. */
   private statements = new Map<string, Statement>();
   /** Folders known to exist (instances/<study>/<series>), so mkdir runs once per series. */
   private knownDirs = new Set<string>();
+  /**
+   * Temporary files created ahead of need, open for writing: creating a file costs 0.2–0.9 ms on
+   * this machine's ext4, on the receiver's critical path; a spare is created in <dir>/spare on the
+   * thread pool while the previous instance is still arriving, and renamed into tmp/ when taken
+   * (~0.05 ms), so tmp/ still holds only instances being received.
+   */
+  private spares: { path: string; fd: number }[] = [];
+  private sparesOpening = new Set<string>();
+  private closed = false;
   /** Folder fsyncs in flight, one per folder, with the callers waiting for the next one. */
   private dirSyncs = new Map<string, { inFlight: boolean; waiters: (() => void)[] }>();
 
@@ -113,6 +125,8 @@ export class InstanceStore {
   ) {
     this.tmpDir = path.join(dir, 'tmp');
     this.instancesDir = path.join(dir, 'instances');
+    this.spareDir = path.join(dir, 'spare');
+    fs.mkdirSync(this.spareDir, { recursive: true });
     fs.mkdirSync(this.tmpDir, { recursive: true });
     fs.mkdirSync(this.instancesDir, { recursive: true });
     db.exec(`
@@ -157,6 +171,57 @@ export class InstanceStore {
   /** A fresh temporary path for an incoming instance. */
   tempPath(): string {
     return path.join(this.tmpDir, `${Date.now()}-${crypto.randomBytes(6).toString('hex')}.part`);
+  }
+
+  /**
+   * A fresh temporary file, open for writing (a spare when one is ready, else opened now; throws
+   * like open(2) when the file cannot be created). The caller owns the descriptor.
+   */
+  openTemp(): { path: string; fd: number } {
+    const p = this.tempPath();
+    let t: { path: string; fd: number } | undefined;
+    const spare = this.spares.pop();
+    if (spare) {
+      try {
+        fs.renameSync(spare.path, p);
+        t = { path: p, fd: spare.fd };
+      } catch {
+        fs.close(spare.fd, () => undefined);
+      }
+    }
+    if (!t) t = { path: p, fd: fs.openSync(p, 'w') };
+    this.refillSpares();
+    return t;
+  }
+
+  private refillSpares(): void {
+    while (!this.closed && this.spares.length + this.sparesOpening.size < SPARE_TEMP_FILES) {
+      const p = path.join(this.spareDir, `${Date.now()}-${crypto.randomBytes(6).toString('hex')}.spare`);
+      this.sparesOpening.add(p);
+      fs.open(p, 'w', (err, fd) => {
+        this.sparesOpening.delete(p);
+        // on error (disk full…) the next openTemp() opens synchronously and reports it
+        if (err) return;
+        if (this.closed) {
+          fs.close(fd, () => fs.rm(p, { force: true }, () => undefined));
+          return;
+        }
+        this.spares.push({ path: p, fd });
+      });
+    }
+  }
+
+  /** Close and remove the spare temporary files (at shutdown). */
+  close(): void {
+    this.closed = true;
+    for (const s of this.spares.splice(0)) {
+      try {
+        fs.closeSync(s.fd);
+      } catch {
+        /* already closed */
+      }
+      fs.rmSync(s.path, { force: true });
+    }
   }
 
   /** Free space of the storage filesystem in MB (cached for 1 s). */
@@ -415,6 +480,10 @@ export class InstanceStore {
    */
   recover(): { removedTemp: number; reindexed: number; droppedRows: number } {
     let removedTemp = 0;
+    const ours = new Set([...this.spares.map((s) => s.path), ...this.sparesOpening]);
+    for (const f of fs.readdirSync(this.spareDir)) {
+      if (!ours.has(path.join(this.spareDir, f))) fs.rmSync(path.join(this.spareDir, f), { force: true });
+    }
     for (const f of fs.readdirSync(this.tmpDir)) {
       fs.rmSync(path.join(this.tmpDir, f), { force: true });
       removedTemp++;
