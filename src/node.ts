@@ -95,8 +95,7 @@ export class StrokeNode {
         log.warn('instance matches no route; kept but not processed', { event: 'route.none', study: ref(r.instance.studyInstanceUid), callingAe: ctx.sourceAe });
         return;
       }
-      const hint = (this.db.prepare('SELECT hint FROM instances WHERE sop_instance_uid = ?').get(r.instance.sopInstanceUid) as { hint: ArrivalHint }).hint;
-      this.queue.noteArrival(r.instance.studyInstanceUid, route.name, hint, route.priority);
+      this.queue.noteArrival(r.instance.studyInstanceUid, route.name, r.hint, route.priority);
     });
 
     if (config.dimse.enabled) {
@@ -195,6 +194,7 @@ export class StrokeNode {
     this.httpServer?.closeAllConnections?.();
     await this.inFlight;
     for (const s of [...this.services].reverse()) await s.stop();
+    this.store.close();
     this.db.close();
   }
 }
