@@ -5,7 +5,7 @@
  * separately and a per-stage breakdown (parse+assemble, preprocess, inference, postprocess, encode,
  * store, send) and the share of time outside inference.
  */
-import { spawnSync } from 'child_process';
+import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -41,6 +41,16 @@ function syntheticStudy(dir: string, size = 256, slices = 30): void {
   writeSeriesToDir(writeSeries({ ...base, kind: 'ADC', data: adc, seriesNumber: 4, seriesDescription: 'ep2d_diff ADC' }, study), path.join(dir, 'adc'));
 }
 
+function runStorescu(args: string[]): Promise<{ status: number | null; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn('storescu', args, { env: { ...process.env, TCP_NODELAY: '1' }, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    p.on('error', reject);
+    p.on('close', (status) => resolve({ status, stderr }));
+  });
+}
+
 export async function benchE2e(runs = 3): Promise<Record<string, unknown>> {
   const modelsDir = path.resolve(__dirname, '..', '..', 'models');
   const models = fs.existsSync(path.join(modelsDir, 'dual-encoder.json')) ? modelsDir : path.resolve('models');
@@ -66,7 +76,8 @@ export async function benchE2e(runs = 3): Promise<Record<string, unknown>> {
       const dir = path.join(work, `study-${run}`);
       syntheticStudy(dir);
       const before = (await node.queue.list({ states: ['done'] })).length;
-      const r = spawnSync('storescu', ['-aec', 'STROKEAI', '+sd', '+r', '127.0.0.1', String(nodePort), dir], { env: { ...process.env, TCP_NODELAY: '1' } });
+      // storescu in its own process, awaited without blocking: the node runs in this process's event loop
+      const r = await runStorescu(['-aec', 'STROKEAI', '+sd', '+r', '127.0.0.1', String(nodePort), dir]);
       const lastAck = Date.now();
       if (r.status !== 0) throw new Error(`storescu failed: ${r.stderr}`);
       // wait until the SEG is stored in Orthanc

@@ -9,6 +9,13 @@ import { benchE2e } from './e2e';
 import { benchQueue } from './queue';
 import { benchReceive } from './receive';
 
+/** The repository root: the nearest folder above this file with a package.json (bench/ or dist/bench/). */
+function repoRoot(): string {
+  let dir = __dirname;
+  while (!fs.existsSync(path.join(dir, 'package.json')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
+  return dir;
+}
+
 async function main(): Promise<void> {
   const only = process.env.BENCH_ONLY?.split(',');
   const want = (name: string) => !only || only.includes(name);
@@ -45,10 +52,22 @@ async function main(): Promise<void> {
         : `queue: ${JSON.stringify(r)}\n`,
     );
   }
-  const out = process.env.BENCH_OUT ?? path.resolve(__dirname, '..', '..', 'bench', 'reports', 'latest.json');
-  const finalOut = fs.existsSync(path.dirname(path.dirname(out))) ? out : path.resolve('bench', 'reports', 'latest.json');
+  // One report file; a BENCH_ONLY run replaces its own sections and keeps the others (each section
+  // carries the date it was measured).
+  const finalOut = process.env.BENCH_OUT ?? path.join(repoRoot(), 'bench', 'reports', 'latest.json');
   fs.mkdirSync(path.dirname(finalOut), { recursive: true });
-  fs.writeFileSync(finalOut, JSON.stringify(report, null, 2));
+  let previous: Record<string, unknown> = {};
+  if (only && fs.existsSync(finalOut)) {
+    try {
+      previous = JSON.parse(fs.readFileSync(finalOut, 'utf8')) as Record<string, unknown>;
+    } catch {
+      previous = {};
+    }
+  }
+  for (const [k, v] of Object.entries(report)) {
+    if (v && typeof v === 'object' && !Array.isArray(v) && k !== 'machine') (v as Record<string, unknown>).measuredAt = report.date;
+  }
+  fs.writeFileSync(finalOut, JSON.stringify({ ...previous, ...report }, null, 2));
   process.stdout.write(`report written to ${finalOut}\n`);
 }
 

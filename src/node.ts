@@ -104,10 +104,9 @@ export class StrokeNode {
         log.warn('instance matches no route; kept but not processed', { event: 'route.none', study: ref(r.instance.studyInstanceUid), callingAe: ctx.sourceAe });
         return;
       }
-      const hint = (this.db.prepare('SELECT hint FROM instances WHERE sop_instance_uid = ?').get(r.instance.sopInstanceUid) as { hint: ArrivalHint }).hint;
       // The embedded backend records the arrival synchronously inside this call; the Redis backend
       // first writes it to a local pending table (synchronously), then to Redis.
-      this.queue.noteArrival(r.instance.studyInstanceUid, route.name, hint, route.priority, Date.now(), r.instance).catch((e: Error) =>
+      this.queue.noteArrival(r.instance.studyInstanceUid, route.name, r.hint, route.priority, Date.now(), r.instance).catch((e: Error) =>
         log.error('could not note an arrival in the queue (kept locally, retried)', { event: 'queue.arrival_failed', study: ref(r.instance.studyInstanceUid), error: e.message }),
       );
     });
@@ -245,6 +244,7 @@ export class StrokeNode {
     await this.inFlight;
     for (const s of [...this.services].reverse()) await s.stop();
     await this.queue.close?.();
+    this.store.close();
     this.db.close();
   }
 }

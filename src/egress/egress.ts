@@ -83,6 +83,11 @@ export class EgressService {
     const unknown = destinationNames.filter((n) => !this.destinations.has(n));
     if (unknown.length > 0) throw new Error(`unknown egress destination(s): ${unknown.join(', ')}`);
     const ids = this.outbox.enqueue(files, destinationNames);
+    // Send now rather than at the next tick (up to tickMs later). tick() skips a destination with a
+    // batch in flight and rows still in backoff, so this adds no attempts to a failing PACS.
+    if (!this.stopped) setImmediate(() => {
+      if (!this.stopped) this.tick();
+    });
     log.info('egress: queued', {
       event: 'egress.enqueued',
       files: files.length,

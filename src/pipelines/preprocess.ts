@@ -26,14 +26,46 @@ export function normalise(data: Float32Array, spec: NormalisationSpec): Float32A
   let sum = 0;
   for (let i = 0; i < data.length; i++) sum += data[i];
   const t = sum / Math.max(1, data.length);
-  const fg: number[] = [];
-  for (let i = 0; i < data.length; i++) if (data[i] > t) fg.push(data[i]);
-  fg.sort((a, b) => a - b);
-  const s = fg.length ? fg[Math.floor(fg.length / 2)] : 1;
+  let count = 0;
+  for (let i = 0; i < data.length; i++) if (data[i] > t) count++;
+  const fg = new Float32Array(count);
+  for (let i = 0, j = 0; i < data.length; i++) if (data[i] > t) fg[j++] = data[i];
+  // the upper-middle element of the sorted foreground, found by selection (a full sort of a
+  // 2-million-voxel volume took ~200 ms of the study's pre-processing)
+  const s = count ? selectKth(fg, Math.floor(count / 2)) : 1;
   const [lo, hi] = spec.clip;
   const inv = s > 0 ? 1 / s : 0;
   for (let i = 0; i < data.length; i++) out[i] = clip(data[i] * inv, lo, hi);
   return out;
+}
+
+/** The k-th smallest value of a (0-based), as a[k] would be after sorting; reorders a in place. */
+export function selectKth(a: Float32Array, k: number): number {
+  let lo = 0;
+  let hi = a.length - 1;
+  while (lo < hi) {
+    // median of three as the pivot keeps sorted or constant runs from going quadratic
+    const mid = (lo + hi) >>> 1;
+    const x = a[lo], y = a[mid], z = a[hi];
+    const pivot = x < y ? (y < z ? y : x < z ? z : x) : x < z ? x : y < z ? z : y;
+    let i = lo;
+    let j = hi;
+    while (i <= j) {
+      while (a[i] < pivot) i++;
+      while (a[j] > pivot) j--;
+      if (i <= j) {
+        const tmp = a[i];
+        a[i] = a[j];
+        a[j] = tmp;
+        i++;
+        j--;
+      }
+    }
+    if (k <= j) hi = j;
+    else if (k >= i) lo = i;
+    else return a[k];
+  }
+  return a[k];
 }
 
 /**

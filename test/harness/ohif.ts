@@ -67,21 +67,67 @@ export function ensureOhifDist(version = OHIF_VERSION): string {
   const cache = ohifCacheDir();
   const dest = path.join(cache, version);
   const dist = path.join(dest, 'package', 'dist');
-  if (fs.existsSync(path.join(dist, 'index.html')) && fs.existsSync(path.join(dest, '.complete'))) return dist;
-  fs.mkdirSync(dest, { recursive: true });
-  const tgz = path.join(cache, `ohif-app-${version}.tgz`);
-  if (!fs.existsSync(tgz)) {
-    execFileSync('npm', ['pack', `@ohif/app@${version}`, '--pack-destination', cache], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      timeout: 180000,
-    });
-    if (!fs.existsSync(tgz)) throw new Error(`npm pack @ohif/app@${version} did not produce ${tgz}`);
+  const complete = (): boolean => fs.existsSync(path.join(dist, 'index.html')) && fs.existsSync(path.join(dest, '.complete'));
+  if (complete()) return dist;
+  fs.mkdirSync(cache, { recursive: true });
+  // Jest runs test files in parallel workers: the first one fetches and extracts, the others wait for
+  // it (a second worker used to extract a half-written tarball on a fresh machine).
+  return withDirLock(path.join(cache, `.lock-${version}`), () => {
+    if (complete()) return dist;
+    fs.mkdirSync(dest, { recursive: true });
+    const tgz = path.join(cache, `ohif-app-${version}.tgz`);
+    if (!fs.existsSync(tgz)) {
+      // Pack into a private folder and rename, so an interrupted fetch never leaves a partial tarball.
+      const tmp = fs.mkdtempSync(path.join(cache, '.pack-'));
+      try {
+        execFileSync('npm', ['pack', `@ohif/app@${version}`, '--pack-destination', tmp], {
+          stdio: ['ignore', 'pipe', 'pipe'],
+          timeout: 180000,
+        });
+        const packed = path.join(tmp, `ohif-app-${version}.tgz`);
+        if (!fs.existsSync(packed)) throw new Error(`npm pack @ohif/app@${version} did not produce ${packed}`);
+        fs.renameSync(packed, tgz);
+      } finally {
+        fs.rmSync(tmp, { recursive: true, force: true });
+      }
+    }
+    fs.rmSync(path.join(dest, 'package'), { recursive: true, force: true });
+    execFileSync('tar', ['-xzf', tgz, '-C', dest, 'package/dist'], { stdio: ['ignore', 'pipe', 'pipe'], timeout: 180000 });
+    if (!fs.existsSync(path.join(dist, 'index.html'))) throw new Error(`${tgz} has no package/dist/index.html`);
+    fs.writeFileSync(path.join(dest, '.complete'), new Date().toISOString());
+    return dist;
+  });
+}
+
+/** Runs fn while holding a lock folder (mkdir is atomic); waits for another holder, breaks a stale one. */
+function withDirLock<T>(lockDir: string, fn: () => T, timeoutMs = 10 * 60_000): T {
+  const deadline = Date.now() + timeoutMs;
+  const sleeper = new Int32Array(new SharedArrayBuffer(4));
+  for (;;) {
+    try {
+      fs.mkdirSync(lockDir);
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      let age = 0;
+      try {
+        age = Date.now() - fs.statSync(lockDir).mtimeMs;
+      } catch {
+        continue; // released between mkdir and stat
+      }
+      if (age > timeoutMs) {
+        fs.rmSync(lockDir, { recursive: true, force: true });
+        continue;
+      }
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${lockDir}`);
+      Atomics.wait(sleeper, 0, 0, 500);
+    }
   }
-  fs.rmSync(path.join(dest, 'package'), { recursive: true, force: true });
-  execFileSync('tar', ['-xzf', tgz, '-C', dest, 'package/dist'], { stdio: ['ignore', 'pipe', 'pipe'], timeout: 180000 });
-  if (!fs.existsSync(path.join(dist, 'index.html'))) throw new Error(`${tgz} has no package/dist/index.html`);
-  fs.writeFileSync(path.join(dest, '.complete'), new Date().toISOString());
-  return dist;
+  try {
+    return fn();
+  } finally {
+    fs.rmSync(lockDir, { recursive: true, force: true });
+  }
 }
 
 /** OHIF app-config.js for a same-origin DICOMweb proxy in front of Orthanc (see DESIGN.md). */
