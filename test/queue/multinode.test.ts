@@ -103,6 +103,13 @@ function processedCount(jobId: number): number {
   return [nodes.w1, nodes.w2].reduce((n, w) => n + events(w, 'study.processed').filter((e) => e.job === jobId).length, 0);
 }
 
+/** The worker logs 'study.processed' just after it records the job done: wait for the line, then count. */
+async function processedOnce(jobId: number): Promise<number> {
+  await waitFor(() => processedCount(jobId) >= 1, 10_000, `study.processed logged for job ${jobId}`);
+  await sleep(300);
+  return processedCount(jobId);
+}
+
 beforeAll(async () => {
   redis = await startRedis({ appendfsync: 'always' });
   root = fs.mkdtempSync(path.join(os.tmpdir(), 'multinode-'));
@@ -142,7 +149,7 @@ describe('several receivers and workers on one Redis', () => {
     expect(jobs).toHaveLength(1);
     expect(jobs[0]).toMatchObject({ state: 'done', instanceCount: 6, attempts: 1 });
     expect(jobs[0].outcome).toMatchObject({ decision: 'lesion', availability: { available: { DWI: true, ADC: true } } });
-    expect(processedCount(jobs[0].id)).toBe(1);
+    expect(await processedOnce(jobs[0].id)).toBe(1);
     expect(['w1', 'w2']).toContain(jobs[0].worker);
   });
 
@@ -172,7 +179,7 @@ describe('several receivers and workers on one Redis', () => {
       const jobs = await jobsOf(s.study.studyInstanceUid);
       expect(jobs).toHaveLength(1);
       expect(jobs[0]).toMatchObject({ state: 'done', instanceCount: 6 });
-      expect(processedCount(jobs[0].id)).toBe(1);
+      expect(await processedOnce(jobs[0].id)).toBe(1);
     }
   });
 
@@ -201,6 +208,7 @@ describe('several receivers and workers on one Redis', () => {
     const done = (await reader.get(victim!.id))!;
     expect(done.worker).toBe('w2');
     expect(done.attempts).toBe(2); // started on w1, finished on w2
+    expect(await processedOnce(victim!.id)).toBe(1);
     expect(events(nodes.w2, 'study.processed').filter((e) => e.job === victim!.id)).toHaveLength(1);
     expect(await jobsOf(victim!.studyUid)).toHaveLength(1);
   });
