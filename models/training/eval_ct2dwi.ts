@@ -8,6 +8,7 @@
  *  - brain-mask Dice (node's CT brain mask vs the phantom's intracranial truth).
  *
  *   npx tsx models/training/eval_ct2dwi.ts [acqDir] [out.json] [models...]
+ *   CT2DWI_WRITE_EXPECTED=1 npx tsx models/training/eval_ct2dwi.ts fixtures/phantoms/ct out/fixture.json   (fixtures)
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -77,6 +78,20 @@ async function main(): Promise<void> {
     }
     perStudy.push(row);
     console.log(JSON.stringify(row));
+    if (process.env.CT2DWI_WRITE_EXPECTED === '1') {
+      // fixtures: record what the node path measures on this phantom (the e2e and model tests compare to it)
+      const metaFile = path.join(acq, d, 'meta.json');
+      const meta = JSON.parse(fs.readFileSync(metaFile, 'utf8'));
+      const r4 = (x: unknown) => (typeof x === 'number' ? Math.round(x * 1e4) / 1e4 : undefined);
+      meta.expected = Object.fromEntries(
+        models.map((n) => {
+          const r = row[n] as Record<string, number | undefined>;
+          return [n, { psnr: r4(r.psnr), ssim: r4(r.ssim), mse: r4(r.mse), diceSynthetic: r4(r.diceSynthetic), diceTrue: r4(row.diceTrue) }];
+        }),
+      );
+      meta.expectedNote = `measured by models/training/eval_ct2dwi.ts (node code path, onnxruntime-node cpu, lesion model ${lesionModel} DWI only) with the committed models`;
+      fs.writeFileSync(metaFile, JSON.stringify(meta, null, 1) + '\n');
+    }
   }
   const summary: Record<string, unknown> = { studies: perStudy.length, withLesion: perStudy.filter((r) => r.diceTrue !== undefined).length, lesionModel };
   const num = (xs: unknown[]) => xs.filter((x): x is number => typeof x === 'number' && Number.isFinite(x));

@@ -36,37 +36,31 @@ function boxMean3(src: Float32Array, slices: number, rows: number, cols: number)
   return out;
 }
 
-/** Separable in-plane min (erode) or max (dilate) filter over a (2r+1)^2 square, edges replicated. */
+/**
+ * Separable in-plane min (erode) or max (dilate) filter of a 0/1 mask over a (2r+1)^2 square, edges
+ * replicated: per row/column a window sum over the edge-extended line (prefix sums, O(1) per pixel);
+ * min = all ones in the window, max = any one.
+ */
 function squareFilter(src: Uint8Array, slices: number, rows: number, cols: number, r: number, op: 'min' | 'max'): Uint8Array {
+  const w = 2 * r + 1;
+  const isMin = op === 'min';
+  const pass = (input: Uint8Array, n: number, lines: number, at: (line: number, i: number) => number, out: Uint8Array) => {
+    const pre = new Int32Array(n + 2 * r + 1);
+    for (let l = 0; l < lines; l++) {
+      pre[0] = 0;
+      for (let k = 0; k < n + 2 * r; k++) pre[k + 1] = pre[k] + input[at(l, Math.min(n - 1, Math.max(0, k - r)))];
+      for (let i = 0; i < n; i++) {
+        const s = pre[i + w] - pre[i];
+        out[at(l, i)] = isMin ? (s === w ? 1 : 0) : s > 0 ? 1 : 0;
+      }
+    }
+  };
   const tmp = new Uint8Array(src.length);
   const out = new Uint8Array(src.length);
-  const isMin = op === 'min';
-  for (let z = 0; z < slices; z++) {
-    const o = z * rows * cols;
-    for (let y = 0; y < rows; y++) {
-      const ro = o + y * cols;
-      for (let x = 0; x < cols; x++) {
-        let v = isMin ? 1 : 0;
-        for (let k = -r; k <= r; k++) {
-          const s = src[ro + Math.min(cols - 1, Math.max(0, x + k))];
-          if (isMin ? s < v : s > v) v = s;
-          if (isMin ? v === 0 : v === 1) break;
-        }
-        tmp[ro + x] = v;
-      }
-    }
-    for (let y = 0; y < rows; y++) {
-      for (let x = 0; x < cols; x++) {
-        let v = isMin ? 1 : 0;
-        for (let k = -r; k <= r; k++) {
-          const s = tmp[o + Math.min(rows - 1, Math.max(0, y + k)) * cols + x];
-          if (isMin ? s < v : s > v) v = s;
-          if (isMin ? v === 0 : v === 1) break;
-        }
-        out[o + y * cols + x] = v;
-      }
-    }
-  }
+  const plane = rows * cols;
+  // along columns (x) within each row, then along rows (y) within each column; lines = slices * rows / slices * cols
+  pass(src, cols, slices * rows, (line, i) => line * cols + i, tmp);
+  pass(tmp, rows, slices * cols, (line, i) => Math.floor(line / cols) * plane + i * cols + (line % cols), out);
   return out;
 }
 
