@@ -8,6 +8,7 @@
  *  - brain-mask Dice (node's CT brain mask vs the phantom's intracranial truth).
  *
  *   npx tsx models/training/eval_ct2dwi.ts [acqDir] [out.json] [models...]
+ *   CT2DWI_SHARD=0/2 (and 1/2) ... part files, then CT2DWI_MERGE=part0.json,part1.json ... (parallel runs)
  *   CT2DWI_WRITE_EXPECTED=1 npx tsx models/training/eval_ct2dwi.ts fixtures/phantoms/ct out/fixture.json   (fixtures)
  */
 import * as fs from 'fs';
@@ -51,8 +52,14 @@ async function main(): Promise<void> {
   const lesionModel = 'shaspec-missing';
   const reg = new ModelRegistry({ dir: process.env.CT2DWI_MODELS_DIR ?? path.resolve(here, '..'), providers: ['cpu'], intraOpThreads: 1 });
   await reg.loadAll();
-  const dirs = fs.readdirSync(acq).filter((d) => fs.existsSync(path.join(acq, d, 'meta.json'))).sort((a, b) => Number(a.split('-')[1]) - Number(b.split('-')[1]));
-  const perStudy: Record<string, unknown>[] = [];
+  // CT2DWI_SHARD=i/n: only every n-th study from i (parallel runs); CT2DWI_MERGE=a.json,b.json: summarise those runs
+  const [shard, shards] = (process.env.CT2DWI_SHARD ?? '0/1').split('/').map(Number);
+  const merge = process.env.CT2DWI_MERGE ? process.env.CT2DWI_MERGE.split(',') : [];
+  const dirs = merge.length
+    ? []
+    : fs.readdirSync(acq).filter((d) => fs.existsSync(path.join(acq, d, 'meta.json'))).sort((a, b) => Number(a.split('-')[1]) - Number(b.split('-')[1])).filter((_, i) => i % shards === shard);
+  const perStudy: Record<string, unknown>[] = merge.flatMap((f) => JSON.parse(fs.readFileSync(f, 'utf8')).perStudy as Record<string, unknown>[]);
+  perStudy.sort((a, b) => Number(String(a.study).split('-')[1]) - Number(String(b.study).split('-')[1]));
   for (const d of dirs) {
     const p = loadCtPhantom(path.join(acq, d));
     const { ct, dwiTrue } = ctPhantomVolume(p);
@@ -60,6 +67,8 @@ async function main(): Promise<void> {
     const voxMl = (m.pixelSpacing[0] * m.pixelSpacing[1] * m.sliceSpacing) / 1000;
     const bm = ctBrainMask(ct);
     const row: Record<string, unknown> = { study: d, slices: m.slices, thickness: m.sliceThickness, kernel: m.convolutionKernel, lesionMl: m.lesionVolumeMl, brainMaskDice: dice(bm, p.brain) };
+    // reference: a constant inside the node's CT brain mask (no anatomy at all; metrics are median-normalised)
+    row.constant = dwiMetrics(Float32Array.from(bm, (v) => (v ? 1000 : 0)), p.dwiTrue, p.brain, m.rows, m.columns);
     const onTrue = await segmentLesion(reg, lesionModel, { DWI: dwiTrue }, {});
     row.diceTrue = m.lesionVoxels ? dice(onTrue.mask, p.mask) : undefined;
     row.fpMlTrue = m.lesionVoxels ? undefined : onTrue.mask.reduce((a, b) => a + b, 0) * voxMl;
@@ -97,6 +106,10 @@ async function main(): Promise<void> {
   const num = (xs: unknown[]) => xs.filter((x): x is number => typeof x === 'number' && Number.isFinite(x));
   summary.brainMaskDice = { mean: mean(num(perStudy.map((r) => r.brainMaskDice))), min: Math.min(...num(perStudy.map((r) => r.brainMaskDice))) };
   summary.trueDwi = { diceMean: mean(num(perStudy.map((r) => r.diceTrue))), diceMedian: median(num(perStudy.map((r) => r.diceTrue))), fpMlMean: mean(num(perStudy.map((r) => r.fpMlTrue))), noLesionWithFp: num(perStudy.map((r) => r.fpMlTrue)).filter((v) => v > 0).length };
+  {
+    const rs = perStudy.map((r) => r.constant as Record<string, number>);
+    summary.constant = { psnr: { mean: mean(rs.map((r) => r.psnr)) }, ssim: { mean: mean(rs.map((r) => r.ssim)) }, mse: { mean: mean(rs.map((r) => r.mse)) } };
+  }
   for (const name of models) {
     const rs = perStudy.map((r) => r[name] as Record<string, number | undefined>);
     summary[name] = {

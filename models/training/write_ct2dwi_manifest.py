@@ -80,7 +80,7 @@ def manifest(name: str, run: Path, ev: dict) -> dict:
             "data": (f"{s['studies']} held-out TEST-split CT phantom studies (phantoms.build_ct_split('test', "
                      f"{s['studies']}, seed0=0), {s['withLesion']} with a lesion), scored through the node's code path on "
                      "each CT's own grid (models/training/eval_ct2dwi.ts)"),
-            "imageMetricsDefinition": "over the intracranial truth; images as clip(DWI / 3000, 0, 1); PSNR peak 1; SSIM 7x7 uniform window, K1 0.01, K2 0.03",
+            "imageMetricsDefinition": ("over the intracranial truth; each volume divided by its own brain median (absolute DWI scale and MR coil bias are not predictable from CT; the lesion model normalises the same way), then clip(x / 3, 0, 1); PSNR peak 1; SSIM 7x7 uniform window, K1 0.01, K2 0.03, per slice, mean over brain pixels"),
             "mse": s[name]["mse"], "psnr": s[name]["psnr"], "ssim": s[name]["ssim"],
             "lesionModel": s["lesionModel"],
             "lesionDiceOnSynthetic": s[name]["diceSynthetic"], "lesionDiceOnTrueDwi": {"mean": s["trueDwi"]["diceMean"], "median": s["trueDwi"]["diceMedian"]},

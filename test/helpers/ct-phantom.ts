@@ -1,8 +1,10 @@
 /**
  * CT phantoms (models/training/phantoms.py generate_ct_study / write_ct_fixture) and the image metrics
- * of the CT→DWI synthesis (models/README.md): MSE, PSNR and SSIM over the brain on clip(DWI / 3000, 0, 1)
- * (stored synthetic DWI = 1000 × y, y = 1 normal white matter: 3000 is the peak), SSIM with a 7x7 uniform
- * window, K1 0.01, K2 0.03, data range 1, mirrored edges, per slice, averaged over the brain pixels.
+ * of the CT→DWI synthesis (models/README.md): each volume is first divided by its own median over the brain
+ * (a DWI's absolute scale is arbitrary, the lesion model normalises it away the same way, and the MR coil
+ * bias that scales the true DWI is not predictable from a CT), then MSE, PSNR and SSIM over the brain on
+ * clip(x / 3, 0, 1) (3 = three times the brain median), SSIM with a 7x7 uniform window, K1 0.01, K2 0.03,
+ * data range 1, mirrored edges, per slice, averaged over the brain pixels.
  * Used by the model test, the end-to-end test and models/training/eval_ct2dwi.ts (the table's numbers).
  */
 import * as fs from 'fs';
@@ -60,7 +62,15 @@ export function loadCtPhantom(dir: string): CtPhantom {
   return { name: path.basename(dir), meta, ct, dwiTrue, mask, brain };
 }
 
-export const DWI_PEAK = 3000;
+/** Peak of the compared range, in multiples of the brain median. */
+export const DWI_PEAK = 3;
+
+function brainMedian(v: ArrayLike<number>, brain: ArrayLike<number>): number {
+  const vals: number[] = [];
+  for (let i = 0; i < v.length; i++) if (brain[i]) vals.push(v[i]);
+  vals.sort((a, b) => a - b);
+  return vals.length ? vals[Math.floor(vals.length / 2)] : 1;
+}
 
 /** Mirror index into [0, n) (scipy mode "reflect": d c b a | a b c d | d c b a). */
 function reflect(i: number, n: number): number {
@@ -95,7 +105,7 @@ export interface ImageMetrics {
   brainVoxels: number;
 }
 
-/** MSE, PSNR and mean SSIM over the brain voxels of two DWI volumes (1000 × y) on the same grid. */
+/** MSE, PSNR and mean SSIM over the brain voxels of two DWI volumes on the same grid (each over its own brain median). */
 export function dwiMetrics(pred: ArrayLike<number>, truth: ArrayLike<number>, brain: ArrayLike<number>, rows: number, cols: number): ImageMetrics {
   const plane = rows * cols;
   const slices = Math.round(truth.length / plane);
@@ -104,7 +114,10 @@ export function dwiMetrics(pred: ArrayLike<number>, truth: ArrayLike<number>, br
   let se = 0;
   let n = 0;
   let ssimSum = 0;
-  const norm = (v: number) => Math.min(1, Math.max(0, v / DWI_PEAK));
+  const sp = brainMedian(pred, brain) || 1;
+  const st = brainMedian(truth, brain) || 1;
+  const normP = (v: number) => Math.min(1, Math.max(0, v / sp / DWI_PEAK));
+  const normT = (v: number) => Math.min(1, Math.max(0, v / st / DWI_PEAK));
   for (let z = 0; z < slices; z++) {
     const o = z * plane;
     let any = false;
@@ -113,8 +126,8 @@ export function dwiMetrics(pred: ArrayLike<number>, truth: ArrayLike<number>, br
     const a = new Float64Array(plane);
     const b = new Float64Array(plane);
     for (let i = 0; i < plane; i++) {
-      a[i] = norm(pred[o + i]);
-      b[i] = norm(truth[o + i]);
+      a[i] = normP(pred[o + i]);
+      b[i] = normT(truth[o + i]);
     }
     const ab = a.map((v, i) => v * b[i]);
     const aa = a.map((v) => v * v);
