@@ -6,7 +6,7 @@
 Data: the model-grid npz files of phantoms.build_ct_split (train chunks, one val file). Per iteration one batch
 of 64x64 crops (half centred on lesion pixels when the batch has any, the rest on brain) or, every
 --full-every-th iteration, whole 128x128 slices (BatchNorm statistics and the 8x8 attention grid of inference).
-Loss (both generators): G = lambda_l1 * mean(|G(x) - y| * (1 + 4 * brain mask)) + LSGAN(D(x, G(x)), 1);
+Loss (both generators): G = lambda_l1 * mean(|G(x) - y| * (1 + 4 * brain mask + lesion_weight * lesion)) + LSGAN(D(x, G(x)), 1);
 D = LSGAN(D(x, y), 1) + LSGAN(D(x, G(x)), 0), PatchGAN on concat(input, dwi / 3). Adam(2e-4 G, 2e-4 D,
 betas 0.5, 0.999). Left-right mirror. VAL: PSNR over the brain (images / 3 clipped to [0, 1]) on every 3rd whole VAL slice,
 every --val-every iterations and at the end; the best checkpoint is exported.
@@ -104,6 +104,8 @@ def main():
     ap.add_argument("--val-every", type=int, default=150)
     ap.add_argument("--val-stride", type=int, default=3, help="every n-th VAL brain slice (CPU budget)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--lesion-weight", type=float, default=0.0, help="extra L1 weight on lesion pixels (experiment)")
+    ap.add_argument("--init", default=None, help="start from this generator state_dict (fine-tuning)")
     a = ap.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(a.seed)
@@ -116,6 +118,8 @@ def main():
     val_ids = np.nonzero(va["brain"].reshape(len(va["brain"]), -1).sum(1) > 200)[0][::a.val_stride]
     print(f"train slices {len(tr['ct'])} (brain {len(brain_slices)}, lesion {len(les_slices)}), val slices {len(val_ids)}", flush=True)
     g = build(a.model)
+    if a.init:
+        g.load_state_dict(torch.load(a.init))
     dnet = PatchDiscriminator()
     og = torch.optim.Adam(g.parameters(), 2e-4, betas=(0.5, 0.999))
     od = torch.optim.Adam(dnet.parameters(), 2e-4, betas=(0.5, 0.999))
@@ -128,6 +132,12 @@ def main():
     def validate():
         pr = predict(g, va, val_ids)
         m = image_metrics(pr, va["dwi"][val_ids].astype(np.float32), va["brain"][val_ids])
+        les = va["lesion"][val_ids] > 0
+        nb = (va["brain"][val_ids] > 0) & ~les
+        if les.any():  # lesion / normal-brain mean ratio, synthetic vs true (1.0 = lesion not synthesised)
+            tv = va["dwi"][val_ids].astype(np.float32)
+            m["lesion_ratio_pred"] = float(pr[les].mean() / max(pr[nb].mean(), 1e-6))
+            m["lesion_ratio_true"] = float(tv[les].mean() / max(tv[nb].mean(), 1e-6))
         m.update(iter=it, images=seen, minutes=round((time.time() - t0) / 60, 2))
         hist.append(m)
         print(json.dumps(m), flush=True)
@@ -140,7 +150,7 @@ def main():
             ids = rng.choice(brain_slices, a.full_batch)
             x = inputs(tr, ids)
             y = tr["dwi"][ids].astype(np.float32)[:, None]
-            w = tr["bmask"][ids].astype(np.float32)[:, None]
+            w = (1 + 4 * tr["bmask"][ids].astype(np.float32) + a.lesion_weight * tr["lesion"][ids].astype(np.float32))[:, None]
         else:
             ids = rng.choice(brain_slices, a.batch)
             cs = a.crop
@@ -158,7 +168,8 @@ def main():
                 xi = inputs(tr, np.array([i]))[0, :, y0:y0 + cs, x0:x0 + cs]
                 xs.append(xi)
                 ys.append(tr["dwi"][i, y0:y0 + cs, x0:x0 + cs].astype(np.float32)[None])
-                ws.append(tr["bmask"][i, y0:y0 + cs, x0:x0 + cs].astype(np.float32)[None])
+                ws.append((1 + 4 * tr["bmask"][i, y0:y0 + cs, x0:x0 + cs].astype(np.float32)
+                           + a.lesion_weight * tr["lesion"][i, y0:y0 + cs, x0:x0 + cs].astype(np.float32))[None])
             x, y, w = np.stack(xs), np.stack(ys), np.stack(ws)
         if rng.random() < 0.5:
             x, y, w = x[..., ::-1], y[..., ::-1], w[..., ::-1]
@@ -172,7 +183,7 @@ def main():
         od.step()
         # G step
         og.zero_grad()
-        l1 = (torch.abs(fake - y) * (1 + 4 * w)).mean()
+        l1 = (torch.abs(fake - y) * w).mean()
         lg = ((dnet(x, fake) - 1) ** 2).mean()
         loss = a.lambda_l1 * l1 + a.gan * lg
         loss.backward()
