@@ -14,9 +14,34 @@ CASES = [
                                       "with RAISED ADC, not in the mask): a DWI-only reader over-calls it."),
 ]
 
+# CT phantoms (paired with the true b=1000 DWI on the CT grid): (case, seed, matrix, slices kept [z0, z1), note)
+CT_CASES = [
+    ("ct-test-5-lesion", 5, 256, (12, 24), "CT-only study: TEST-split CT phantom seed 5 (matrix 256, 5 mm, STANDARD kernel), "
+     "slices 12-23 of 24 kept (partial coverage, keeps the fixture small); acute lesion hypodense by ~2 HU (nearly "
+     "invisible) plus a T2 shine-through mimic; dwi-true = the phantom's own b=1000 DWI on the CT grid."),
+]
+
+
+def write_ct_fixtures(root: Path):
+    """CT cases go to fixtures/phantoms/ct/<case>/ (a folder without meta.json: the MR phantom loops skip it)."""
+    root = root / "ct"
+    for case, seed, matrix, (z0, z1), note in CT_CASES:
+        st = phantoms.crop_ct_study(phantoms.generate_ct_study("test", seed, matrix_choices=(matrix,)), z0, z1)
+        meta = phantoms.write_ct_fixture(st, root / case, note)
+        meta["generator"] = (f"models/training/make_fixtures.py: phantoms.crop_ct_study(phantoms.generate_ct_study('test', {seed}, "
+                             f"matrix_choices=({matrix},)), {z0}, {z1})")
+        (root / case / "meta.json").write_text(phantoms.json.dumps(meta, indent=1) + "\n")
+        print(case, meta["rows"], meta["slices"], meta["lesionVolumeMl"], meta["sourceLesionMapId"])
+
+
+if __name__ == "__main__" and len(sys.argv) > 1 and sys.argv[1] == "--ct":
+    write_ct_fixtures(phantoms.REPO / "fixtures" / "phantoms")
+    sys.exit(0)
+
 if __name__ == "__main__":
     root = phantoms.REPO / "fixtures" / "phantoms"
     for case, seed, note in CASES:
         st = phantoms.generate_study("test", seed, matrix_choices=(128, 144, 160))
         meta = phantoms.write_fixture(st, root / case, note)
         print(case, meta["rows"], meta["slices"], meta["lesionVolumeMl"], meta["sourceLesionMap"])
+    write_ct_fixtures(root)

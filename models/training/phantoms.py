@@ -461,6 +461,308 @@ def write_fixture(study: Study, out: Path, note: str) -> Dict:
     return meta
 
 
+# ----------------------------------------------------------------------------------------------------------
+# CT of the same anatomy (paired CT -> DWI synthesis data). Every parameter: models/training/README.md.
+# A CT study of (split, seed) shares the DWI study's draw (lesion map, mimic, head pose, deformation, tissue
+# physics): the CT params come from their own stream [seed, 13, split], so the DWI studies are unchanged.
+# The paired target is the b=1000 trace DWI rendered on the CT's own grid from the same partial volumes.
+# ----------------------------------------------------------------------------------------------------------
+CT_KERNELS = {  # name: (in-plane PSF sigma mm, noise-correlation sigma mm, noise sigma range HU at 5 mm)
+    "SOFT": (0.9, 1.0, (2.5, 4.0)),
+    "STANDARD": (0.6, 0.7, (3.5, 6.0)),
+    "SHARP": (0.35, 0.4, (8.0, 14.0)),
+}
+SPLIT_ID = {"train": 1, "val": 2, "test": 3}
+DWI_TARGET_B = 1000.0
+
+
+def load_anatomy_ct() -> np.ndarray:
+    """[3, 181, 217, 181] float32 on the Colin27 grid: bone, the 2 mm dura/CSF shell inside it, soft tissue outside."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    f = CACHE / "anatomy_ct_v1.npy"
+    if f.exists():
+        return np.load(f, mmap_mode="r")
+    t1 = nib.load(COLIN).get_fdata().astype(np.float32)
+    bet = ndimage.binary_fill_holes(nib.load(COLIN_BET).get_fdata() > 0)
+    head = ndimage.binary_fill_holes(ndimage.binary_closing(t1 > 25, iterations=3))
+    d = ndimage.distance_transform_edt(~bet)  # mm from the brain
+    shell = (d > 0) & (d <= 2.0) & head
+    bone = (d > 2.0) & (d <= 7.5) & head
+    soft = head & (d > 7.5)
+    a = np.stack([bone, shell, soft]).astype(np.float32)
+    a = ndimage.gaussian_filter(a, (0, 0.5, 0.5, 0.5))
+    np.save(f, a)
+    return np.load(f, mmap_mode="r")
+
+
+@dataclass
+class CtParams:
+    kernel: str
+    rows: int
+    columns: int
+    pixel_spacing: float
+    slices: int
+    slice_thickness: float
+    fov_centre_lps: List[float]
+    hu_gm: float
+    hu_wm: float
+    hu_csf: float
+    hu_bone: float
+    hu_soft: float
+    hu_offset: float
+    lesion_hypo_hu: float
+    mimic_hypo_hu: float
+    noise_hu: float
+    beam_hardening_hu: float
+    cupping_hu: float
+    bone_variation: float
+
+
+def draw_ct_params(split: str, seed: int, matrix_choices=(256, 512)) -> CtParams:
+    rng = np.random.default_rng([seed, 13, SPLIT_ID[split]])
+    kernel = str(rng.choice(["SOFT", "STANDARD", "STANDARD", "SHARP"]))
+    matrix = int(rng.choice(matrix_choices))
+    fov = float(rng.uniform(200, 250))
+    thick = float(rng.choice([1.0, 2.0, 2.5, 3.0, 5.0, 5.0]))
+    coverage = min(float(rng.uniform(110, 150)), 40 * thick)  # at most 40 slices: bounded cost
+    n = max(6, int(round(coverage / thick)))
+    zc = 10.0 + float(rng.uniform(-1, 1)) * max(0.0, (150 - coverage) / 2)
+    centre = [float(rng.uniform(-5, 5)), 18.0 + float(rng.uniform(-8, 8)), zc]
+    nlo, nhi = CT_KERNELS[kernel][2]
+    u = float(rng.random())
+    return CtParams(
+        kernel=kernel, rows=matrix, columns=matrix, pixel_spacing=fov / matrix, slices=n, slice_thickness=thick,
+        fov_centre_lps=centre,
+        hu_gm=float(rng.uniform(35, 45)), hu_wm=float(rng.uniform(20, 30)), hu_csf=float(rng.uniform(0, 15)),
+        hu_bone=float(rng.uniform(700, 2000)), hu_soft=float(rng.uniform(10, 50)), hu_offset=float(rng.normal(0, 2)),
+        lesion_hypo_hu=0.5 + 5.5 * u * u,  # early ischaemia: median ~2 HU, often nearly invisible
+        mimic_hypo_hu=float(rng.uniform(4, 12)),
+        noise_hu=float(rng.uniform(nlo, nhi)) * float(np.sqrt(5.0 / thick)),
+        beam_hardening_hu=float(rng.uniform(2, 8)), cupping_hu=float(rng.uniform(0, 4)),
+        bone_variation=float(rng.uniform(0.2, 0.4)),
+    )
+
+
+@dataclass
+class CtStudy:
+    params: StudyParams
+    ct_params: CtParams
+    ct: np.ndarray  # int16 HU [S, R, C]
+    dwi: np.ndarray  # float32 target DWI on the CT grid, b=1000, 1.0 = normal white matter (noise-free tissue)
+    mask: np.ndarray  # uint8 lesion truth on the CT grid
+    brain: np.ndarray  # uint8 intracranial truth (GM+WM+CSF >= 0.5) on the CT grid, for metrics
+    ipp_first: List[float]
+    iop: List[float] = field(default_factory=lambda: [1.0, 0.0, 0.0, 0.0, 1.0, 0.0])
+
+
+def _gauss2d(vol: np.ndarray, sigma_px: float) -> np.ndarray:
+    return ndimage.gaussian_filter(vol, (0, sigma_px, sigma_px), mode="nearest") if sigma_px > 0.05 else vol
+
+
+def generate_ct_study(split: str, seed: int, subjects: Optional[List[str]] = None, matrix_choices=(256, 512)) -> CtStudy:
+    if subjects is None:
+        subjects = load_splits()[split]
+    p = draw_params(split, seed, subjects)  # the DWI study's draw: lesion, mimic, pose, physics
+    cp = draw_ct_params(split, seed, matrix_choices)
+    sid = SPLIT_ID[split]
+    anat = load_anatomy()
+    actm = load_anatomy_ct()
+    les = load_lesion(p.subject) if p.subject else None
+    mim = load_lesion(p.mimic_subject) if p.mimic_subject and p.mimic_subject != p.subject else None
+    R, C, S = cp.rows, cp.columns, cp.slices
+    ps, sp = cp.pixel_spacing, cp.slice_thickness
+    ipp0 = np.array([cp.fov_centre_lps[0] - ps * (C - 1) / 2, cp.fov_centre_lps[1] - ps * (R - 1) / 2,
+                     cp.fov_centre_lps[2] - sp * (S - 1) / 2])
+    nsub = max(1, int(round(cp.slice_thickness / 2.0)))
+    sub_off = (np.arange(nsub) + 0.5) / nsub * cp.slice_thickness - cp.slice_thickness / 2
+    zz, rr, cc = np.meshgrid(np.arange(S), np.arange(R), np.arange(C), indexing="ij")
+    base = np.stack([ipp0[0] + cc * ps, ipp0[1] + rr * ps, ipp0[2] + zz * sp], -1).astype(np.float32)
+    del zz, rr, cc
+    A = _rotation(p.rotation_deg) @ np.diag(p.scale)
+    c_ras = np.array([0.0, -18.0, 8.0])
+    acc = np.zeros((8, S, R, C), np.float32)  # gm, wm, csf, soft, bone, shell, lesion, mimic
+    for off in sub_off:
+        pts = base.copy()
+        pts[..., 2] += off
+        ras = pts * np.array([-1, -1, 1], np.float32)
+        q = (ras - c_ras) @ A.T.astype(np.float32) + c_ras + np.array(p.shift_mm, np.float32)
+        if p.deform_mm > 0:
+            drng = np.random.default_rng([seed, 11])
+            for ax in range(3):
+                q[..., ax] += p.deform_mm * _smooth_field(drng, ras, 3, (60, 140))
+        vox = (q - COLIN_ORIGIN).reshape(-1, 3).T
+        del q, ras, pts
+        for t in range(3):
+            acc[t] += ndimage.map_coordinates(anat[t], vox, order=1, mode="constant", cval=0).reshape(S, R, C)
+        for t, src in ((3, 2), (4, 0), (5, 1)):  # soft, bone, shell
+            acc[t] += ndimage.map_coordinates(actm[src], vox, order=1, mode="constant", cval=0).reshape(S, R, C)
+        if les is not None:
+            acc[6] += ndimage.map_coordinates(les, vox, order=1, mode="constant", cval=0).reshape(S, R, C)
+        if mim is not None:
+            acc[7] += ndimage.map_coordinates(mim, vox, order=1, mode="constant", cval=0).reshape(S, R, C)
+    acc /= nsub
+    gm, wm, csf, soft, bone, shell, lf, mf = acc
+    parench = gm + wm
+    lf = np.clip(lf, 0, 1)
+    mf = np.clip(mf, 0, 1) * (1 - lf)
+
+    # ---- DWI target (b = 1000) on the CT grid, same physics as generate_study; fields from the same streams
+    frng = np.random.default_rng([seed, 7, sid])
+    var = 1 + p.adc_variation * np.clip(_smooth_field(frng, base, 4, (40, 160)), -2, 2)
+    het = 1 + 0.1 * np.clip(_smooth_field(frng, base, 3, (10, 30)), -2, 2)
+    bias = np.exp(p.bias_strength * _smooth_field(frng, base, 3, (150, 400))).astype(np.float32)
+    b = DWI_TARGET_B * 1e-3
+    red = np.clip(p.lesion_adc_reduction * het, 0.2, 0.7)
+    shine = 1 + p.lesion_t2_shine * het
+    sb = np.zeros_like(gm)
+    for frac, s0t, adct in ((gm, p.s0_gm, p.adc_gm), (wm, p.s0_wm, p.adc_wm)):
+        a_n = adct * var
+        sb += frac * ((1 - lf - mf) * s0t * np.exp(-b * a_n) + lf * s0t * shine * np.exp(-b * a_n * (1 - red))
+                      + mf * s0t * (1 + p.mimic_t2_increase) * np.exp(-b * a_n * (1 + p.mimic_adc_increase)))
+    sb += csf * p.s0_csf * np.exp(-b * p.adc_csf * var) + soft * p.s0_scalp * np.exp(-b * p.adc_scalp)
+    sb *= bias
+    nrng = np.random.default_rng([seed, 17, sid])
+    sig = p.s0_wm / p.snr_b0 * p.dwi_noise_factor
+    sb = np.sqrt((sb + nrng.normal(0, sig, sb.shape)) ** 2 + nrng.normal(0, sig, sb.shape) ** 2)
+    dwi = (sb / (p.s0_wm * np.exp(-b * p.adc_wm))).astype(np.float32)
+
+    # ---- CT (HU)
+    crng = np.random.default_rng([seed, 19, sid])
+    het_c = 1 + 0.3 * np.clip(_smooth_field(crng, base, 3, (10, 30)), -2, 2)
+    bone_hu = cp.hu_bone * (1 + cp.bone_variation * np.clip(_smooth_field(crng, base, 4, (8, 25)), -1.5, 1.5))
+    tissue = gm + wm + csf + soft + bone + shell
+    hu = (gm * cp.hu_gm + wm * cp.hu_wm + csf * cp.hu_csf + shell * (cp.hu_csf + 10) + soft * cp.hu_soft
+          + bone * bone_hu + np.clip(1 - tissue, 0, 1) * -1000.0)
+    hu -= parench * (lf * cp.lesion_hypo_hu * np.clip(het_c, 0.3, 2) + mf * cp.mimic_hypo_hu)
+    psf, ncorr, _ = CT_KERNELS[cp.kernel]
+    hu = _gauss2d(hu, psf / ps)
+    # beam hardening-like: brain next to the inner table reads brighter; cupping: the centre reads darker
+    near_bone = _gauss2d(bone, 6.0 / ps)
+    brainf = gm + wm + csf
+    rr2 = ((base[..., 0] - cp.fov_centre_lps[0]) ** 2 + (base[..., 1] - cp.fov_centre_lps[1]) ** 2) / (90.0 ** 2)
+    hu += brainf * (cp.beam_hardening_hu * np.clip(near_bone / 0.25, 0, 1) - cp.cupping_hu * np.clip(1 - rr2, 0, 1))
+    noise = _gauss2d(crng.normal(0, 1, hu.shape).astype(np.float32), ncorr / ps)
+    noise *= cp.noise_hu / max(float(noise.std()), 1e-6)
+    hu = hu + noise + cp.hu_offset
+    ct = np.clip(np.round(hu), -1024, 3071).astype(np.int16)
+    mask = ((lf * np.clip(parench, 0, 1)) >= 0.5).astype(np.uint8)
+    brain = (brainf >= 0.5).astype(np.uint8)
+    return CtStudy(params=p, ct_params=cp, ct=ct, dwi=dwi, mask=mask, brain=brain, ipp_first=[float(x) for x in ipp0])
+
+
+def crop_ct_study(st: CtStudy, z0: int, z1: int) -> CtStudy:
+    """Slices [z0, z1) of a CT study (a partial-coverage series of the same acquisition); IPP moved along +z."""
+    cp = CtParams(**{**asdict(st.ct_params), "slices": z1 - z0})
+    ipp = list(st.ipp_first)
+    ipp[2] += z0 * cp.slice_thickness
+    return CtStudy(params=st.params, ct_params=cp, ct=st.ct[z0:z1].copy(), dwi=st.dwi[z0:z1].copy(),
+                   mask=st.mask[z0:z1].copy(), brain=st.brain[z0:z1].copy(), ipp_first=ipp, iop=list(st.iop))
+
+
+# ---- brain mask from a CT (identical in src/pipelines/ct-brain-mask.ts; applied on the CT's own grid)
+def ct_brain_mask(hu: np.ndarray, pixel_spacing: float) -> np.ndarray:
+    """hu [S, R, C] -> uint8 brain mask: 3x3 in-plane mean, -10..90 HU, in-plane erosion by a square of half-size
+    round(3 mm / pixel) px, largest 3D 6-connected component, dilation by the same square AND the threshold,
+    holes filled per slice (4-connected background)."""
+    s = ndimage.uniform_filter(hu.astype(np.float32), size=(1, 3, 3), mode="nearest")
+    cand = (s >= -10) & (s <= 90)
+    r = max(1, int(round(3.0 / pixel_spacing)))
+    er = ndimage.minimum_filter(cand.astype(np.uint8), size=(1, 2 * r + 1, 2 * r + 1), mode="nearest")
+    lab, n = ndimage.label(er, structure=ndimage.generate_binary_structure(3, 1))
+    if n == 0:
+        return np.zeros(hu.shape, np.uint8)
+    sizes = np.bincount(lab.ravel())
+    sizes[0] = 0
+    keep = (lab == int(np.argmax(sizes))).astype(np.uint8)
+    dil = ndimage.maximum_filter(keep, size=(1, 2 * r + 1, 2 * r + 1), mode="nearest") & cand
+    out = np.zeros(hu.shape, np.uint8)
+    for z in range(hu.shape[0]):
+        out[z] = ndimage.binary_fill_holes(dil[z])
+    return out
+
+
+CT_WINDOW = (40.0, 80.0)  # centre, width: x = clip((HU - 0) / 80, 0, 1)
+DWI_OUT_SCALE = 1000.0  # stored synthetic DWI = 1000 * y; y = 1.0 is normal white matter at b = 1000
+
+
+def ct_window(hu: np.ndarray) -> np.ndarray:
+    c, w = CT_WINDOW
+    return np.clip((hu.astype(np.float32) - (c - w / 2)) / w, 0, 1)
+
+
+def ct_model_inputs(st: CtStudy) -> Dict[str, np.ndarray]:
+    """Model-grid slices: CT brain window, brain mask from the CT (node algorithm), DWI target, lesion, brain truth."""
+    ps = st.ct_params.pixel_spacing
+    bm = ct_brain_mask(st.ct, ps)
+    return {
+        "ct": to_model_grid(ct_window(st.ct), ps, ps),
+        "bmask": to_model_grid(bm.astype(np.float32), ps, ps),
+        "dwi": to_model_grid(st.dwi, ps, ps),
+        "lesion": (to_model_grid(st.mask.astype(np.float32), ps, ps) > 0.5).astype(np.uint8),
+        "brain": (to_model_grid(st.brain.astype(np.float32), ps, ps) > 0.5).astype(np.uint8),
+    }
+
+
+def build_ct_split(split: str, n_studies: int, out_dir: Path, seed0: int = 0, matrix_choices=(256,)) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    f = out_dir / f"ct_{split}_{n_studies}_{seed0}_{'-'.join(map(str, matrix_choices))}.npz"
+    if f.exists():
+        return f
+    subjects = load_splits()[split]
+    parts: Dict[str, List[np.ndarray]] = {k: [] for k in ("ct", "bmask", "dwi", "lesion", "brain", "study")}
+    metas = []
+    t0 = time.time()
+    for i in range(n_studies):
+        st = generate_ct_study(split, seed0 + i, subjects, matrix_choices)
+        m = ct_model_inputs(st)
+        for k in ("ct", "bmask", "dwi"):
+            parts[k].append(m[k].astype(np.float16))
+        parts["lesion"].append(m["lesion"])
+        parts["brain"].append(m["brain"])
+        parts["study"].append(np.full(len(m["ct"]), seed0 + i, np.int32))
+        metas.append({"params": asdict(st.params), "ct": asdict(st.ct_params)})
+        if split == "test":  # acquisition-grid copies for the node-path evaluation (eval_ct2dwi.ts)
+            write_ct_fixture(st, out_dir / "ct_test_acq" / f"test-{seed0 + i}", "held-out TEST evaluation study")
+        if (i + 1) % 10 == 0:
+            print(f"ct {split}: {i + 1}/{n_studies} studies, {time.time() - t0:.0f}s", flush=True)
+    tmp = f.with_suffix(".tmp.npz")
+    np.savez(tmp, meta=json.dumps(metas), **{k: np.concatenate(v) for k, v in parts.items()})
+    tmp.rename(f)
+    return f
+
+
+def write_ct_fixture(st: CtStudy, out: Path, note: str) -> Dict:
+    out.mkdir(parents=True, exist_ok=True)
+    p, cp = st.params, st.ct_params
+
+    def wr(name: str, arr: np.ndarray):
+        with gzip.GzipFile(out / name, "wb", compresslevel=9, mtime=0) as g:
+            g.write(np.ascontiguousarray(arr).astype(arr.dtype.newbyteorder("<")).tobytes())
+
+    wr("ct.i16.gz", st.ct)
+    wr("dwi-true.u16.gz", np.clip(np.round(st.dwi * DWI_OUT_SCALE), 0, 65535).astype(np.uint16))
+    wr("mask.u8.gz", st.mask)
+    wr("brain.u8.gz", st.brain)
+    vox_ml = cp.pixel_spacing ** 2 * cp.slice_thickness / 1000.0
+    meta = {
+        "modality": "CT", "rows": cp.rows, "columns": cp.columns, "slices": cp.slices,
+        "pixelSpacing": [cp.pixel_spacing, cp.pixel_spacing], "sliceThickness": cp.slice_thickness,
+        "sliceSpacing": cp.slice_thickness, "convolutionKernel": cp.kernel,
+        "imageOrientationPatient": st.iop, "imagePositionPatientFirst": st.ipp_first,
+        "lesionVoxels": int(st.mask.sum()), "lesionVolumeMl": round(float(st.mask.sum()) * vox_ml, 3),
+        "lesionSlices": [int(z) for z in np.nonzero(st.mask.reshape(cp.slices, -1).any(1))[0]],
+        "lesionHypodensityHu": round(cp.lesion_hypo_hu, 2),
+        "seed": p.seed, "split": p.split, "sourceLesionMapId": p.subject, "mimicLesionMapId": p.mimic_subject,
+        "generator": "models/training/phantoms.py generate_ct_study(split, seed, matrix_choices=(%d,))" % cp.rows,
+        "note": note,
+        "units": {"ct": "HU (int16)", "dwi-true": "1000 x DWI at b=1000 relative to normal white matter (uint16), the synthesis target on the CT grid",
+                  "mask": "0/1 lesion truth", "brain": "0/1 intracranial truth (GM+WM+CSF >= 50%), the region of the image metrics"},
+        "layout": "little-endian, slice-major then row-major: value(z, r, c) at (z*rows + r)*columns + c; slices ascending along the normal",
+    }
+    (out / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
+    return meta
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--splits", action="store_true", help="write splits.json")
@@ -469,7 +771,17 @@ def main():
     ap.add_argument("--seed0", type=int, default=0)
     ap.add_argument("--matrix", default="128,144,160,192,224", help="acquisition matrix choices")
     ap.add_argument("--out", default=str(CACHE))
+    ap.add_argument("--ct-build", nargs=2, metavar=("SPLIT", "N"), help="build paired CT/DWI model-grid slices")
+    ap.add_argument("--ct-preview", type=int, default=None, help="write a preview npz of one test CT study (seed)")
     a = ap.parse_args()
+    if a.ct_build:
+        print(build_ct_split(a.ct_build[0], int(a.ct_build[1]), Path(a.out), a.seed0))
+    if a.ct_preview is not None:
+        t0 = time.time()
+        st = generate_ct_study("test", a.ct_preview, matrix_choices=(256,))
+        print("generated in", round(time.time() - t0, 2), "s", asdict(st.ct_params))
+        np.savez_compressed(CACHE / f"ct_preview_{a.ct_preview}.npz", ct=st.ct, dwi=st.dwi, mask=st.mask, brain=st.brain,
+                            bmask=ct_brain_mask(st.ct, st.ct_params.pixel_spacing))
     if a.splits:
         sp = load_splits()
         print({k: len(v) for k, v in sp.items()})

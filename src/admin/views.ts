@@ -38,6 +38,8 @@ export interface OutcomeView {
   decision: string | null;
   route: string | null;
   model: { name: string; version: string; executionProvider: string } | null;
+  /** CT-only studies: the CT→DWI model whose synthetic DWI the lesion model segmented. */
+  synthesisModel: { name: string; version: string; executionProvider: string } | null;
   available: string[];
   seriesCount: number;
   lesionVolumeMl: number | null;
@@ -181,12 +183,14 @@ export class AdminViews {
       kinds.set(k, (kinds.get(k) ?? 0) + 1);
     }
     const m = o.model as { name?: unknown; version?: unknown; executionProvider?: unknown } | undefined;
+    const sm = o.synthesisModel as { name?: unknown; version?: unknown; executionProvider?: unknown } | undefined;
     const timings: Record<string, number> = {};
     for (const [k, v] of Object.entries((o.timingsMs ?? {}) as Record<string, unknown>)) if (typeof v === 'number') timings[k] = v;
     return {
       decision: strOrNull(o.decision),
       route: strOrNull(o.route),
       model: m && typeof m.name === 'string' ? { name: m.name, version: String(m.version ?? ''), executionProvider: String(m.executionProvider ?? '') } : null,
+      synthesisModel: sm && typeof sm.name === 'string' ? { name: sm.name, version: String(sm.version ?? ''), executionProvider: String(sm.executionProvider ?? '') } : null,
       available: Object.entries(av.available ?? {})
         .filter(([, v]) => v === true)
         .map(([k]) => k),

@@ -16,13 +16,15 @@ import {
   ischaemicLesionSegment,
   writeMeasurementSr,
   writeOverlaySc,
+  writeSyntheticSc,
   buildSeg,
 } from '../results';
-import { assembleStudy } from '../study';
+import { AssembledStudy, assembleStudy } from '../study';
 import { AvailabilityRecord, StoredInstance, Volume } from '../types';
 import { log, ref } from '../util/log';
 import { logitsToMask, prepareInput } from './preprocess';
-import { decideRoute } from './route';
+import { RouteDecision, decideRoute } from './route';
+import { synthesiseDwi } from './synthesis';
 
 export interface ProcessorDeps {
   config: Config;
@@ -36,6 +38,8 @@ export interface StudyOutcome {
   route: string;
   decision: string;
   model?: { name: string; version: string; sha256: string; executionProvider: string };
+  /** CT-only studies: the synthesis model that made the synthetic DWI the lesion model ran on. */
+  synthesisModel?: { name: string; version: string; sha256: string; executionProvider: string };
   availability: { available: AvailabilityRecord['available']; series: { description?: string; classification: string; usable: boolean; reason: string; bValues?: number[] }[]; notes: string[] };
   lesionVolumeMl?: number;
   coreVolumeMl?: number;
@@ -102,7 +106,7 @@ export function createProcessor(deps: ProcessorDeps): StudyProcessor {
       return { state: 'not_processed', outcome: { ...base, reason: decision.reason } };
     }
     if (decision.kind === 'ct-synthesis') {
-      return { state: 'not_processed', outcome: { ...base, reason: 'CT→DWI synthesis is not available in this build' } };
+      return processCtSynthesis(deps, job.id, route, study, decision, base, timings, tStart);
     }
 
     const model = registry.get(decision.model)!;
@@ -157,24 +161,11 @@ export function createProcessor(deps: ProcessorDeps): StudyProcessor {
     timings.encode = performance.now() - t;
 
     t = performance.now();
-    const dir = path.join(deps.resultsDir, `job-${job.id}`);
-    fs.mkdirSync(dir, { recursive: true });
-    const outputs: StudyOutcome['outputs'] = [];
-    const save = (kind: string, buf: Buffer, sop: string, series: string) => {
-      const p = path.join(dir, `${kind}-${sop}.dcm`);
-      fs.writeFileSync(p, buf);
-      outputs.push({ kind, sopInstanceUid: sop, seriesInstanceUid: series, path: p });
-    };
-    save('SEG', seg.part10, seg.sopInstanceUid, seg.seriesInstanceUid);
-    save('SR', sr.part10, sr.sopInstanceUid, sr.seriesInstanceUid);
-    for (const inst of overlay?.instances ?? []) save('OVERLAY', inst.part10, inst.sopInstanceUid, overlay!.seriesInstanceUid);
-    if (deps.egress && route.destinations.length) {
-      const plain = outputs.filter((o) => o.kind !== 'OVERLAY').map((o) => ({ path: o.path }));
-      deps.egress.enqueue(plain, route.destinations);
-      const overlayDests = config.destinations.filter((d) => route.destinations.includes(d.name) && d.overlaySc).map((d) => d.name);
-      const ov = outputs.filter((o) => o.kind === 'OVERLAY').map((o) => ({ path: o.path }));
-      if (ov.length && overlayDests.length) deps.egress.enqueue(ov, overlayDests);
-    }
+    const outputs = saveAndSend(deps, job.id, route, [
+      { kind: 'SEG', part10: seg.part10, sop: seg.sopInstanceUid, series: seg.seriesInstanceUid },
+      { kind: 'SR', part10: sr.part10, sop: sr.sopInstanceUid, series: sr.seriesInstanceUid },
+      ...(overlay?.instances ?? []).map((i) => ({ kind: 'OVERLAY', part10: i.part10, sop: i.sopInstanceUid, series: overlay!.seriesInstanceUid })),
+    ]);
     timings.store = performance.now() - t;
     timings.total = performance.now() - tStart;
     for (const k of Object.keys(timings)) timings[k] = Math.round(timings[k] * 10) / 10;
@@ -189,4 +180,153 @@ export function createProcessor(deps: ProcessorDeps): StudyProcessor {
     log.info('study results written', { event: 'study.results', job: job.id, study: ref(job.studyUid), model: model.manifest.name, lesionMl: outcome.lesionVolumeMl, outputs: outputs.length, ms: timings.total });
     return { state: 'done', outcome };
   };
+}
+
+/** Save result objects under the job's results folder and hand them to egress. */
+function saveAndSend(
+  deps: ProcessorDeps,
+  jobId: number,
+  route: Route,
+  objects: { kind: string; part10: Buffer; sop: string; series: string }[],
+): StudyOutcome['outputs'] {
+  const dir = path.join(deps.resultsDir, `job-${jobId}`);
+  fs.mkdirSync(dir, { recursive: true });
+  const outputs: StudyOutcome['outputs'] = [];
+  for (const o of objects) {
+    const p = path.join(dir, `${o.kind}-${o.sop}.dcm`);
+    fs.writeFileSync(p, o.part10);
+    outputs.push({ kind: o.kind, sopInstanceUid: o.sop, seriesInstanceUid: o.series, path: p });
+  }
+  if (deps.egress && route.destinations.length) {
+    const plain = outputs.filter((o) => o.kind !== 'OVERLAY').map((o) => ({ path: o.path }));
+    deps.egress.enqueue(plain, route.destinations);
+    const overlayDests = deps.config.destinations.filter((d) => route.destinations.includes(d.name) && d.overlaySc).map((d) => d.name);
+    const ov = outputs.filter((o) => o.kind === 'OVERLAY').map((o) => ({ path: o.path }));
+    if (ov.length && overlayDests.length) deps.egress.enqueue(ov, overlayDests);
+  }
+  return outputs;
+}
+
+/**
+ * CT only: brain mask from the CT → synthetic DWI (ct2dwi) on the CT grid → Secondary Capture series
+ * (SYNTHETIC, banner, CT slices referenced) → the lesion model on the synthetic DWI (DWI only) → a SEG
+ * that references the synthetic SC instances and says it was derived from a synthetic image → the
+ * measurement SR. Everything goes to the route's destinations.
+ */
+async function processCtSynthesis(
+  deps: ProcessorDeps,
+  jobId: number,
+  route: Route,
+  study: AssembledStudy,
+  decision: Extract<RouteDecision, { kind: 'ct-synthesis' }>,
+  base: StudyOutcome,
+  timings: Record<string, number>,
+  tStart: number,
+): Promise<ProcessResult> {
+  const { config, registry } = deps;
+  const ct = study.volumes.CT;
+  if (!ct) return { state: 'not_processed', outcome: { ...base, reason: 'CT route chosen but no CT volume was assembled' } };
+  const synthModel = registry.get(decision.synthesisModel)!;
+  const lesionModel = registry.get(decision.lesionModel)!;
+  const synth = await synthesiseDwi(registry, decision.synthesisModel, ct, timings);
+
+  let t = performance.now();
+  const dep = deployment(config, deps.nodeVersion);
+  const seriesBase = config.output.seriesNumberBase;
+  const synthProvenance: Provenance = {
+    nodeName: config.nodeName,
+    nodeVersion: deps.nodeVersion,
+    modelName: synthModel.manifest.name,
+    modelVersion: synthModel.manifest.version,
+    modelSha256: synthModel.manifest.sha256,
+    executionProvider: synthModel.state.executionProvider ?? 'cpu',
+    sourceSeriesUids: [ct.seriesInstanceUid],
+    processingMs: Math.round(performance.now() - tStart),
+    synthetic: true,
+  };
+  const sc = writeSyntheticSc({
+    image: synth.dwi,
+    sourceHeaders: study.headers,
+    provenance: synthProvenance,
+    deployment: dep,
+    derivationDescription:
+      `SYNTHETIC diffusion-weighted image (b=${synth.bValue}, ${synth.scale} = normal white matter) computed by ${synthModel.manifest.name} ` +
+      `${synthModel.manifest.version} from CT series ${ct.seriesInstanceUid} with a brain mask from the CT; not acquired by an MR scanner.`,
+    options: { seriesNumber: seriesBase + 4, seriesDescription: `SYNTHETIC DWI from CT (AI, not acquired) ${synthModel.manifest.name}` },
+  });
+  timings.encodeSc = performance.now() - t;
+
+  // The lesion model reads the synthetic DWI alone (the missing-modality model's DWI-only path).
+  const { mask } = await segmentLesion(registry, decision.lesionModel, { DWI: sc.volume }, timings);
+  t = performance.now();
+  const provenance: Provenance = {
+    nodeName: config.nodeName,
+    nodeVersion: deps.nodeVersion,
+    modelName: lesionModel.manifest.name,
+    modelVersion: lesionModel.manifest.version,
+    modelSha256: lesionModel.manifest.sha256,
+    executionProvider: lesionModel.state.executionProvider ?? 'cpu',
+    sourceSeriesUids: [sc.seriesInstanceUid, ct.seriesInstanceUid],
+    processingMs: Math.round(performance.now() - tStart),
+    synthetic: true,
+  };
+  const seg = buildSeg({
+    source: sc.volume,
+    mask,
+    sourceHeaders: sc.headers,
+    segments: [ischaemicLesionSegment(lesionModel.manifest.name, lesionModel.manifest.version)],
+    provenance,
+    deployment: dep,
+    options: { seriesNumber: seriesBase + 1 },
+  });
+  const lesionMl = seg.segmentVolumesMl[0] ?? 0;
+  const sr = writeMeasurementSr({
+    sourceHeader: sc.headers.get(sc.volume.sliceSources[0].sopInstanceUid)!,
+    sourceSlices: sc.volume.sliceSources,
+    seg: { sopInstanceUid: seg.sopInstanceUid, seriesInstanceUid: seg.seriesInstanceUid },
+    findingLabel: 'Ischaemic lesion',
+    lesionVolumeMl: lesionMl,
+    algorithmName: lesionModel.manifest.name,
+    algorithmVersion: lesionModel.manifest.version,
+    provenance,
+    deployment: dep,
+    options: { seriesNumber: seriesBase + 2 },
+  });
+  const wantOverlay = config.destinations.some((d) => route.destinations.includes(d.name) && d.overlaySc);
+  const overlay = wantOverlay
+    ? writeOverlaySc({ image: sc.volume, mask, lesionVolumeMl: lesionMl, sourceHeaders: sc.headers, provenance, deployment: dep, options: { seriesNumber: seriesBase + 3 } })
+    : undefined;
+  timings.encode = performance.now() - t;
+
+  t = performance.now();
+  const objects = [
+    ...sc.instances.map((i) => ({ kind: 'SYNTHETIC_DWI', part10: i.part10, sop: i.sopInstanceUid, series: sc.seriesInstanceUid })),
+    { kind: 'SEG', part10: seg.part10, sop: seg.sopInstanceUid, series: seg.seriesInstanceUid },
+    { kind: 'SR', part10: sr.part10, sop: sr.sopInstanceUid, series: sr.seriesInstanceUid },
+    ...(overlay?.instances ?? []).map((i) => ({ kind: 'OVERLAY', part10: i.part10, sop: i.sopInstanceUid, series: overlay!.seriesInstanceUid })),
+  ];
+  const outputs = saveAndSend(deps, jobId, route, objects);
+  timings.store = performance.now() - t;
+  timings.total = performance.now() - tStart;
+  for (const k of Object.keys(timings)) timings[k] = Math.round(timings[k] * 10) / 10;
+  const ep = (m: typeof lesionModel) => ({ name: m.manifest.name, version: m.manifest.version, sha256: m.manifest.sha256, executionProvider: m.state.executionProvider ?? 'cpu' });
+  const outcome: StudyOutcome = {
+    ...base,
+    model: ep(lesionModel),
+    synthesisModel: ep(synthModel),
+    lesionVolumeMl: Math.round(lesionMl * 100) / 100,
+    outputs,
+    note: [`CT only: lesion segmented on a SYNTHETIC DWI made by ${synthModel.manifest.name} from the CT`, decision.note].filter(Boolean).join('; '),
+  };
+  log.info('study results written (synthetic DWI from CT)', {
+    event: 'study.results',
+    job: jobId,
+    study: ref(study.availability.studyInstanceUid),
+    model: lesionModel.manifest.name,
+    synthesisModel: synthModel.manifest.name,
+    lesionMl: outcome.lesionVolumeMl,
+    outputs: outputs.length,
+    ms: timings.total,
+  });
+  return { state: 'done', outcome };
 }

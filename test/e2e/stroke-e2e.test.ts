@@ -99,7 +99,9 @@ describe('stroke study end to end through the real Orthanc', () => {
     t = await startTestNode({
       dimse: { port: nodePort, allowAnyCaller: false, allowedPeers: [{ aeTitle: 'ORTHANC' }, { aeTitle: 'STORESCU' }] },
       destinations: [{ name: 'orthanc', type: 'dimse', host: '127.0.0.1', port: pacs.dicomPort, calledAeTitle: 'ORTHANC' }],
-      routes: [{ name: 'stroke', quietPeriodSeconds: 2, destinations: ['orthanc'] }],
+      // ctToDwi names a model this node does not have, so a CT-only study stays "not processed" here
+      // (the CT→DWI route has its own end-to-end test: ct2dwi-e2e.test.ts)
+      routes: [{ name: 'stroke', quietPeriodSeconds: 2, destinations: ['orthanc'], models: { ctToDwi: 'ct2dwi-not-installed' } }],
       inference: { modelsDir: path.resolve(__dirname, '../../models') },
     });
   });
@@ -222,7 +224,7 @@ describe('stroke study end to end through the real Orthanc', () => {
 
   test('a study with nothing usable is "not processed", with the reason', async () => {
     const before = (await t.node.queue.list({ states: ['done', 'not_processed', 'failed', 'dead'] })).length;
-    // a head CT alone: no CT→DWI model in this build
+    // a head CT alone, and the route's CT→DWI model is not installed
     await storescu('127.0.0.1', t.dimsePort, geHeadCt().slice(0, 5), { callingAet: 'STORESCU', calledAet: 'STROKEAI' });
     await waitJobs(before + 1);
     const job = (await t.node.queue.list())[0];

@@ -168,7 +168,7 @@
         td(statePill(j.state)),
         td(o ? (o.available.length ? o.available.join(' + ') : 'nothing usable') : '–', null, o ? o.seriesCount + ' series' : ''),
         td(o ? o.decision : '–'),
-        td(o && o.model ? o.model.name + ' ' + o.model.version : '–', null, o && o.model ? o.model.executionProvider : ''),
+        td(o && o.model ? (o.synthesisModel ? o.synthesisModel.name + ' → ' : '') + o.model.name + ' ' + o.model.version : '–', null, o && o.model ? o.model.executionProvider : ''),
         td(o && o.lesionVolumeMl !== null ? o.lesionVolumeMl.toFixed(2) : '–', 'num'),
         td(o && o.coreVolumeMl !== null ? o.coreVolumeMl.toFixed(2) : '–', 'num'),
         td(o && o.outputs.length ? o.outputs.map(function (x) { return x.count > 1 ? x.kind + '×' + x.count : x.kind; }).join(', ') : '–'),
