@@ -87,6 +87,16 @@ export function copyPatientStudy(src: NaturalDataset): NaturalDataset {
     if (!isEmptyValue(v)) out[k] = v;
   }
   for (const k of TYPE2) if (!(k in out)) out[k] = '';
+  // De-identified sources sometimes say PatientIdentityRemoved YES without the method (Type 1C then:
+  // DeidentificationMethod or its code sequence). Keep the flag, which downstream data handling
+  // relies on, and say truthfully that the method is unknown rather than writing an invalid object.
+  if (
+    String(out.PatientIdentityRemoved ?? '').toUpperCase() === 'YES' &&
+    out.DeidentificationMethod === undefined &&
+    out.DeidentificationMethodCodeSequence === undefined
+  ) {
+    out.DeidentificationMethod = 'UNKNOWN (not stated in the source instances)';
+  }
   if (!out.StudyInstanceUID) throw new Error('source header has no StudyInstanceUID');
   return out;
 }

@@ -100,3 +100,36 @@ describe('series writer', () => {
     expect(dciodvfy(any!.files[0].part10).errors).toEqual([]);
   });
 });
+
+describe('patient/study attributes copied from a de-identified source', () => {
+  test('PatientIdentityRemoved YES without a method (as in the real GE head CT) still gives a valid SEG, the flag kept', () => {
+    const s = smallSeries({ slices: 2 });
+    for (const h of s.headers.values()) {
+      h.PatientIdentityRemoved = 'YES';
+      delete h.DeidentificationMethod;
+      delete h.DeidentificationMethodCodeSequence;
+    }
+    const g = s.volume.geometry;
+    const { dataset } = buildSegDataset({
+      source: s.volume, mask: new Uint8Array(g.rows * g.columns * g.slices), sourceHeaders: s.headers,
+      segments: [ischaemicLesionSegment('m', '1')], provenance: provenanceFor([s.seriesInstanceUid]), deployment,
+    });
+    expect(dataset.PatientIdentityRemoved).toBe('YES');
+    expect(String(dataset.DeidentificationMethod)).toMatch(/UNKNOWN/);
+    expect(dciodvfy(writePart10(dataset)).errors).toEqual([]);
+  });
+
+  test('a method stated by the source is copied as it is', () => {
+    const s = smallSeries({ slices: 2 });
+    for (const h of s.headers.values()) {
+      h.PatientIdentityRemoved = 'YES';
+      h.DeidentificationMethod = 'DICOM PS3.15 Basic Profile';
+    }
+    const g = s.volume.geometry;
+    const { dataset } = buildSegDataset({
+      source: s.volume, mask: new Uint8Array(g.rows * g.columns * g.slices), sourceHeaders: s.headers,
+      segments: [ischaemicLesionSegment('m', '1')], provenance: provenanceFor([s.seriesInstanceUid]), deployment,
+    });
+    expect(dataset.DeidentificationMethod).toBe('DICOM PS3.15 Basic Profile');
+  });
+});
