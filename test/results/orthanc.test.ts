@@ -58,7 +58,7 @@ const haveOrthanc = orthancAvailable() && fs.existsSync('/usr/bin/storescu');
     const studyUid = String((s.headers.values().next().value as NaturalDataset).StudyInstanceUID);
     const series = await pacs.get<Array<Record<string, { Value?: unknown[] }>>>(`/dicom-web/studies/${studyUid}/series`);
     const modalities = series.map((x) => String(x['00080060']?.Value?.[0])).sort();
-    expect(modalities).toEqual(['MR', 'OT', 'OT', 'SEG', 'SR']);
+    expect(modalities).toEqual(['MR', 'MR', 'OT', 'SEG', 'SR']); // synthetic SC: the source's modality; overlay SC: OT
 
     // Orthanc parsed the SEG's sequences
     const segId = await pacs.instanceIdOf(seg.sopInstanceUid);

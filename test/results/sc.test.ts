@@ -58,6 +58,8 @@ describe('writeSyntheticSc', () => {
   test('carries the synthetic-image conventions and the provenance', () => {
     const ds = readPart10(res.instances[0].part10).dataset;
     expect(ds.SOPClassUID).toBe(SC_IMAGE_STORAGE);
+    // the modality of the source (CT), not OT: OHIF disables its segmentation panel for OT series
+    expect(ds.Modality).toBe('CT');
     expect(ds.ImageType).toEqual(['DERIVED', 'SECONDARY']);
     expect(ds.ConversionType).toBe('SYN');
     expect(ds.SyntheticData).toBe('YES');

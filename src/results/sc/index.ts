@@ -49,7 +49,13 @@ export interface ScOptions {
   seriesNumber?: number;
   seriesDescription?: string;
   seriesInstanceUid?: string;
-  /** General Series Modality; default "OT" (the images were not acquired by any modality). */
+  /**
+   * General Series Modality. Default for the overlay SC: "OT". Default for the synthetic image: the
+   * source series' Modality (e.g. "CT"), which is what PS3.3 C.7.3.1.1.1 asks for ("type of equipment
+   * that originally acquired the data used to create the images"); "OT" made OHIF 3.13 disable its
+   * segmentation panel for the series (it excludes SM/OT/DOC/ECG), so the SEG on the synthetic DWI
+   * loaded without its segment being listed.
+   */
   modality?: string;
   now?: Date;
 }
@@ -241,7 +247,9 @@ export function writeSyntheticSc(input: SyntheticScInput): ScSeriesResult {
     input.derivationDescription ??
     `SYNTHETIC diffusion-weighted image computed by ${provenance.modelName} ${provenance.modelVersion} from CT series ${provenance.sourceSeriesUids.join(', ')}; not acquired by an MR scanner.`;
   const comments = [`SYNTHETIC IMAGE (AI-generated DWI, not acquired).`, summary, input.deployment.disclaimer ?? ''].filter(Boolean).join(' ');
-  const { sliceHeader } = seriesCommon(image, input.sourceHeaders, provenance, input.deployment, input.options ?? {}, {
+  const sourceModality = str(headerFor(input.sourceHeaders, image.sliceSources[0]), 'Modality');
+  const options: ScOptions = { ...(input.options ?? {}), modality: input.options?.modality ?? sourceModality ?? 'OT' };
+  const { sliceHeader } = seriesCommon(image, input.sourceHeaders, provenance, input.deployment, options, {
     synthesized: true,
     conversionType: 'SYN',
     syntheticData: true,
