@@ -13,32 +13,16 @@ import { parseConfig } from '../src/config/load';
 import { buildNode } from '../src/wiring';
 import { startOrthanc } from '../test/harness/orthanc';
 import { freePort } from '../test/harness/ports';
-import { newStudyContext, writeSeries, writeSeriesToDir } from '../test/helpers/series-writer';
+import { writeSeriesToDir } from '../test/helpers/series-writer';
+import { benchStudy } from './phantom';
 
 const SEG_CLASS = '1.2.840.10008.5.1.4.1.1.66.4';
 
-/** A simple head: ellipse of brain (DWI ~1000, ADC ~800) with a restricted-diffusion lesion. */
+/** The bench study (bench/phantom.ts): 2 x 30 slices of 256x256, written to dir/dwi and dir/adc. */
 function syntheticStudy(dir: string, size = 256, slices = 30): void {
-  const n = size * size * slices;
-  const dwi = new Uint16Array(n);
-  const adc = new Uint16Array(n);
-  for (let z = 0; z < slices; z++) {
-    for (let r = 0; r < size; r++) {
-      for (let c = 0; c < size; c++) {
-        const i = (z * size + r) * size + c;
-        const e = ((r - size / 2) / (size * 0.38)) ** 2 + ((c - size / 2) / (size * 0.3)) ** 2 + ((z - slices / 2) / (slices * 0.6)) ** 2;
-        if (e < 1) {
-          const l = ((r - size * 0.4) / 18) ** 2 + ((c - size * 0.6) / 14) ** 2 + ((z - slices * 0.55) / 4) ** 2 < 1;
-          dwi[i] = l ? 2100 : 950 + ((r * 7 + c * 3 + z) % 60);
-          adc[i] = l ? 420 : 780 + ((r * 5 + c * 11) % 80);
-        }
-      }
-    }
-  }
-  const study = newStudyContext();
-  const base = { rows: size, columns: size, slices, pixelSpacing: [0.9, 0.9] as [number, number], sliceThickness: 5, sliceSpacing: 5, imageOrientationPatient: [1, 0, 0, 0, 1, 0] as [number, number, number, number, number, number], imagePositionPatientFirst: [-115, -115, -70] as [number, number, number] };
-  writeSeriesToDir(writeSeries({ ...base, kind: 'TRACEW', data: dwi, bValue: 1000, seriesNumber: 3, seriesDescription: 'ep2d_diff TRACEW b1000' }, study), path.join(dir, 'dwi'));
-  writeSeriesToDir(writeSeries({ ...base, kind: 'ADC', data: adc, seriesNumber: 4, seriesDescription: 'ep2d_diff ADC' }, study), path.join(dir, 'adc'));
+  const { dwi, adc } = benchStudy({ size, slices, lesion: { rows: 18, columns: 14, slices: 4 }, pixelSpacingMm: 0.9, origin: [-115, -115, -70] });
+  writeSeriesToDir(dwi, path.join(dir, 'dwi'));
+  writeSeriesToDir(adc, path.join(dir, 'adc'));
 }
 
 function runStorescu(args: string[]): Promise<{ status: number | null; stderr: string }> {

@@ -20,33 +20,13 @@ import { freePort } from '../test/harness/ports';
 import { spawnManaged, ManagedProcess } from '../test/harness/proc';
 import { startRedis, RedisHandle } from '../test/harness/redis';
 import { stowBody } from '../test/helpers/node';
-import { newStudyContext, writeSeries } from '../test/helpers/series-writer';
+import { benchStudy } from './phantom';
 
 const TOKEN = 'bench-admin-token-0123456789abcdef';
 
 function studyFiles(size: number, slices: number): Buffer[] {
-  const n = size * size * slices;
-  const dwi = new Uint16Array(n);
-  const adc = new Uint16Array(n);
-  for (let z = 0; z < slices; z++) {
-    for (let r = 0; r < size; r++) {
-      for (let c = 0; c < size; c++) {
-        const i = (z * size + r) * size + c;
-        const e = ((r - size / 2) / (size * 0.38)) ** 2 + ((c - size / 2) / (size * 0.3)) ** 2 + ((z - slices / 2) / (slices * 0.6)) ** 2;
-        if (e < 1) {
-          const l = ((r - size * 0.4) / (size / 14)) ** 2 + ((c - size * 0.6) / (size / 18)) ** 2 + ((z - slices * 0.55) / 3) ** 2 < 1;
-          dwi[i] = l ? 2100 : 950 + ((r * 7 + c * 3 + z) % 60);
-          adc[i] = l ? 420 : 780 + ((r * 5 + c * 11) % 80);
-        }
-      }
-    }
-  }
-  const study = newStudyContext();
-  const sp = 230 / size;
-  const base = { rows: size, columns: size, slices, pixelSpacing: [sp, sp] as [number, number], sliceThickness: 5, sliceSpacing: 5, imageOrientationPatient: [1, 0, 0, 0, 1, 0] as [number, number, number, number, number, number], imagePositionPatientFirst: [-115, -115, -40] as [number, number, number] };
-  const d = writeSeries({ ...base, kind: 'TRACEW', data: dwi, bValue: 1000, seriesNumber: 3, seriesDescription: 'ep2d_diff TRACEW b1000' }, study);
-  const a = writeSeries({ ...base, kind: 'ADC', data: adc, seriesNumber: 4, seriesDescription: 'ep2d_diff ADC' }, study);
-  return [...d.files, ...a.files].map((f) => f.part10);
+  const { dwi, adc } = benchStudy({ size, slices, lesion: { rows: size / 14, columns: size / 18, slices: 3 }, pixelSpacingMm: 230 / size, origin: [-115, -115, -40] });
+  return [...dwi.files, ...adc.files].map((f) => f.part10);
 }
 
 async function waitUntil(cond: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
