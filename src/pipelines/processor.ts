@@ -7,7 +7,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Config, Route } from '../config/schema';
 import { EgressService } from '../egress/egress';
-import { ModelRegistry } from '../models/registry';
+import { LoadedModel, ModelRegistry } from '../models/registry';
 import { StudyProcessor, ProcessResult } from '../node';
 import {
   DeploymentOptions,
@@ -57,6 +57,21 @@ function deployment(config: Config, nodeVersion: string): DeploymentOptions {
     softwareVersions: nodeVersion,
     institutionName: config.output.institutionName,
     disclaimer: config.output.disclaimer || undefined,
+  };
+}
+
+/** Provenance of a result made by `model` from the given source series (the fields every output carries). */
+function provenanceOf(deps: ProcessorDeps, model: LoadedModel, sourceSeriesUids: string[], tStart: number, synthetic: boolean): Provenance {
+  return {
+    nodeName: deps.config.nodeName,
+    nodeVersion: deps.nodeVersion,
+    modelName: model.manifest.name,
+    modelVersion: model.manifest.version,
+    modelSha256: model.manifest.sha256,
+    executionProvider: model.state.executionProvider ?? 'cpu',
+    sourceSeriesUids,
+    processingMs: Math.round(performance.now() - tStart),
+    synthetic,
   };
 }
 
@@ -114,17 +129,7 @@ export function createProcessor(deps: ProcessorDeps): StudyProcessor {
 
     t = performance.now();
     const sources = [study.volumes.DWI, study.volumes.ADC].filter((v): v is Volume => !!v);
-    const provenance: Provenance = {
-      nodeName: config.nodeName,
-      nodeVersion: deps.nodeVersion,
-      modelName: model.manifest.name,
-      modelVersion: model.manifest.version,
-      modelSha256: model.manifest.sha256,
-      executionProvider: model.state.executionProvider ?? 'cpu',
-      sourceSeriesUids: [...new Set(sources.map((v) => v.seriesInstanceUid))],
-      processingMs: Math.round(performance.now() - tStart),
-      synthetic: false,
-    };
+    const provenance = provenanceOf(deps, model, [...new Set(sources.map((v) => v.seriesInstanceUid))], tStart, false);
     const dep = deployment(config, deps.nodeVersion);
     const seriesBase = config.output.seriesNumberBase;
     const seg = buildSeg({
@@ -233,17 +238,7 @@ async function processCtSynthesis(
   let t = performance.now();
   const dep = deployment(config, deps.nodeVersion);
   const seriesBase = config.output.seriesNumberBase;
-  const synthProvenance: Provenance = {
-    nodeName: config.nodeName,
-    nodeVersion: deps.nodeVersion,
-    modelName: synthModel.manifest.name,
-    modelVersion: synthModel.manifest.version,
-    modelSha256: synthModel.manifest.sha256,
-    executionProvider: synthModel.state.executionProvider ?? 'cpu',
-    sourceSeriesUids: [ct.seriesInstanceUid],
-    processingMs: Math.round(performance.now() - tStart),
-    synthetic: true,
-  };
+  const synthProvenance = provenanceOf(deps, synthModel, [ct.seriesInstanceUid], tStart, true);
   const sc = writeSyntheticSc({
     image: synth.dwi,
     sourceHeaders: study.headers,
@@ -259,17 +254,7 @@ async function processCtSynthesis(
   // The lesion model reads the synthetic DWI alone (the missing-modality model's DWI-only path).
   const { mask } = await segmentLesion(registry, decision.lesionModel, { DWI: sc.volume }, timings);
   t = performance.now();
-  const provenance: Provenance = {
-    nodeName: config.nodeName,
-    nodeVersion: deps.nodeVersion,
-    modelName: lesionModel.manifest.name,
-    modelVersion: lesionModel.manifest.version,
-    modelSha256: lesionModel.manifest.sha256,
-    executionProvider: lesionModel.state.executionProvider ?? 'cpu',
-    sourceSeriesUids: [sc.seriesInstanceUid, ct.seriesInstanceUid],
-    processingMs: Math.round(performance.now() - tStart),
-    synthetic: true,
-  };
+  const provenance = provenanceOf(deps, lesionModel, [sc.seriesInstanceUid, ct.seriesInstanceUid], tStart, true);
   const seg = buildSeg({
     source: sc.volume,
     mask,

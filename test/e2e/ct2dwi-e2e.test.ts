@@ -18,9 +18,9 @@ import { SYNTHETIC_BANNER } from '../../src/results';
 import { startOrthanc, OrthancHandle } from '../harness/orthanc';
 import { freePort } from '../harness/ports';
 import { dciodvfy } from '../helpers/dciodvfy';
-import { loadCtPhantom, dwiMetrics, dice } from '../helpers/ct-phantom';
-import { startTestNode, TestNode, waitFor } from '../helpers/node';
-import { newStudyContext, writeSeries } from '../helpers/series-writer';
+import { loadCtPhantom, dwiMetrics, dice, processThroughOrthanc, writeCtPhantomSeries } from '../helpers/ct-phantom';
+import { startTestNode, TestNode } from '../helpers/node';
+import { newStudyContext } from '../helpers/series-writer';
 
 const SC_CLASS = '1.2.840.10008.5.1.4.1.1.7';
 const SEG_CLASS = '1.2.840.10008.5.1.4.1.1.66.4';
@@ -51,19 +51,8 @@ describe('CT-only study end to end: synthetic DWI SC series + SEG through the re
     const expected = m.expected?.ct2dwi;
     if (!expected) throw new Error('fixture meta.json has no expected.ct2dwi (run models/training/eval_ct2dwi.ts on it)');
     const ctx = newStudyContext();
-    const ct = writeSeries(
-      {
-        kind: 'CT', rows: m.rows, columns: m.columns, slices: m.slices, pixelSpacing: m.pixelSpacing,
-        sliceThickness: m.sliceThickness, sliceSpacing: m.sliceSpacing, imageOrientationPatient: m.imageOrientationPatient,
-        imagePositionPatientFirst: m.imagePositionPatientFirst, data: ph.ct, seriesDescription: 'Head non-contrast 5mm', instanceOrder: 'shuffled',
-      },
-      ctx,
-    );
-    for (const f of ct.files) await pacs.uploadFile(f.part10);
-    await pacs.storeToModality('NODE', await pacs.listInstances());
-    await waitFor(async () => (await t.node.queue.list({ states: ['done', 'not_processed', 'failed', 'dead'] })).length >= 1, 120000, 'CT job finished');
-    await (t.node as unknown as { egress: { sendNow(): Promise<void> } }).egress.sendNow();
-    const job = (await t.node.queue.list())[0];
+    const ct = writeCtPhantomSeries(ph, ctx, 'Head non-contrast 5mm');
+    const job = await processThroughOrthanc(pacs, t, ct, 120000);
     expect(job.state).toBe('done');
     const outcome = job.outcome as { decision: string; model: { name: string }; synthesisModel: { name: string }; note: string; lesionVolumeMl: number };
     expect(outcome.decision).toBe('ct-synthesis');

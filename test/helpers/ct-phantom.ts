@@ -10,6 +10,10 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as zlib from 'zlib';
+import type { OrthancHandle } from '../harness/orthanc';
+import type { StudyJob } from '../../src/jobs/queue';
+import { waitFor, type TestNode } from './node';
+import { writeSeries, type StudyContext, type WrittenSeries } from './series-writer';
 
 export interface CtPhantomMeta {
   modality: 'CT';
@@ -160,4 +164,29 @@ export function dice(a: ArrayLike<number>, b: ArrayLike<number>): number {
     sb += y;
   }
   return sa + sb ? (2 * inter) / (sa + sb) : 1;
+}
+
+/** The CT phantom as a DICOM CT series of one study, instances in shuffled order. */
+export function writeCtPhantomSeries(ph: CtPhantom, ctx: StudyContext, seriesDescription: string): WrittenSeries {
+  const m = ph.meta;
+  return writeSeries(
+    {
+      kind: 'CT', rows: m.rows, columns: m.columns, slices: m.slices, pixelSpacing: m.pixelSpacing,
+      sliceThickness: m.sliceThickness, sliceSpacing: m.sliceSpacing, imageOrientationPatient: m.imageOrientationPatient,
+      imagePositionPatientFirst: m.imagePositionPatientFirst, data: ph.ct, seriesDescription, instanceOrder: 'shuffled',
+    },
+    ctx,
+  );
+}
+
+/**
+ * Stores the series in Orthanc, has Orthanc C-STORE everything it holds to its modality NODE, waits
+ * for the node's first job to finish and for its results to be sent; returns that job.
+ */
+export async function processThroughOrthanc(pacs: OrthancHandle, t: TestNode, series: WrittenSeries, timeoutMs: number): Promise<StudyJob> {
+  for (const f of series.files) await pacs.uploadFile(f.part10);
+  await pacs.storeToModality('NODE', await pacs.listInstances());
+  await waitFor(async () => (await t.node.queue.list({ states: ['done', 'not_processed', 'failed', 'dead'] })).length >= 1, timeoutMs, 'CT job finished');
+  await (t.node as unknown as { egress: { sendNow(): Promise<void> } }).egress.sendNow();
+  return (await t.node.queue.list())[0];
 }

@@ -43,9 +43,9 @@ import {
 } from '../harness/ohif';
 import { orthancAvailable, startOrthanc, type OrthancHandle } from '../harness/orthanc';
 import { freePort } from '../harness/ports';
-import { loadCtPhantom } from '../helpers/ct-phantom';
+import { loadCtPhantom, processThroughOrthanc, writeCtPhantomSeries } from '../helpers/ct-phantom';
 import { startTestNode, waitFor, type TestNode } from '../helpers/node';
-import { newStudyContext, writeSeries } from '../helpers/series-writer';
+import { newStudyContext } from '../helpers/series-writer';
 import { checkLabelmapPlacement, type ExpectedLesion } from './overlay-check';
 import { pixelCentreWorld } from './phantom';
 import { decodePng } from './png';
@@ -179,19 +179,8 @@ async function openSeriesThumbnail(page: Page, text: string, sopUids: Set<string
     const ph = loadCtPhantom(FIXTURE);
     const m = ph.meta;
     const ctx = newStudyContext({ patientId: 'OHIFCT1' });
-    const ct = writeSeries(
-      {
-        kind: 'CT', rows: m.rows, columns: m.columns, slices: m.slices, pixelSpacing: m.pixelSpacing,
-        sliceThickness: m.sliceThickness, sliceSpacing: m.sliceSpacing, imageOrientationPatient: m.imageOrientationPatient,
-        imagePositionPatientFirst: m.imagePositionPatientFirst, data: ph.ct, seriesDescription: CT_DESCRIPTION, instanceOrder: 'shuffled',
-      },
-      ctx,
-    );
-    for (const f of ct.files) await pacs.uploadFile(f.part10);
-    await pacs.storeToModality('NODE', await pacs.listInstances());
-    await waitFor(async () => (await t.node.queue.list({ states: ['done', 'not_processed', 'failed', 'dead'] })).length >= 1, 240000, 'CT job finished');
-    await (t.node as unknown as { egress: { sendNow(): Promise<void> } }).egress.sendNow();
-    const job = (await t.node.queue.list())[0];
+    const ct = writeCtPhantomSeries(ph, ctx, CT_DESCRIPTION);
+    const job = await processThroughOrthanc(pacs, t, ct, 240000);
     expect(job.state).toBe('done');
     expect((job.outcome as { decision: string }).decision).toBe('ct-synthesis');
 
