@@ -14,6 +14,7 @@ import type { StrokeNode } from '../node';
 import type { ModelRegistry } from '../models/registry';
 import type { EgressService } from '../egress/egress';
 import type { OutboxState } from '../egress/outbox';
+import type { RedisHandoff } from '../egress/redis-handoff';
 import { HOUSEKEEPING_TASKS, Housekeeping, HousekeepingTask } from '../jobs/housekeeping';
 import { log } from '../util/log';
 import { AdminAuth, AuthOptions } from './auth';
@@ -29,6 +30,8 @@ export interface AdminMountOptions {
   registry: ModelRegistry;
   egress: EgressService;
   housekeeping?: Housekeeping;
+  /** Shared queue: the worker → sender hand-off of results. */
+  handoff?: RedisHandoff;
   /** Rate-limit / session settings (tests shorten them). */
   auth?: Omit<AuthOptions, 'token'>;
 }
@@ -57,7 +60,7 @@ export interface MountedAdmin {
 
 export function mountAdmin(node: StrokeNode, opts: AdminMountOptions): MountedAdmin {
   const app = node.app;
-  const { registry, egress, housekeeping } = opts;
+  const { registry, egress, housekeeping, handoff } = opts;
 
   app.get(
     '/readyz',
@@ -67,7 +70,7 @@ export function mountAdmin(node: StrokeNode, opts: AdminMountOptions): MountedAd
     }),
   );
 
-  const metrics = createMetrics({ node, registry, egress, housekeeping });
+  const metrics = createMetrics({ node, registry, egress, housekeeping, handoff });
   app.get('/metrics', async (_req, res) => {
     try {
       metrics.refresh();
@@ -97,7 +100,7 @@ export function mountAdmin(node: StrokeNode, opts: AdminMountOptions): MountedAd
 
 function adminRouter(node: StrokeNode, opts: AdminMountOptions, auth: AdminAuth): Router {
   const r = express.Router();
-  const views = new AdminViews({ node, registry: opts.registry, egress: opts.egress, housekeeping: opts.housekeeping });
+  const views = new AdminViews({ node, registry: opts.registry, egress: opts.egress, housekeeping: opts.housekeeping, handoff: opts.handoff });
   const dir = staticDir();
 
   r.use(
@@ -233,6 +236,15 @@ function adminRouter(node: StrokeNode, opts: AdminMountOptions, auth: AdminAuth)
     act('destination.retry_dead', req, { destination: name, rows });
     res.json({ ok: true, rows });
   });
+  api.post(
+    '/actions/handoffs/retry-failed',
+    wrap(async (req, res) => {
+      if (!opts.handoff) return void res.status(404).json({ error: 'no shared egress hand-off: queue.backend is not redis' });
+      const jobs = await opts.handoff.retryFailed();
+      act('handoffs.retry_failed', req, { jobs });
+      res.json({ ok: true, jobs });
+    }),
+  );
   // While a reload holds processing paused, pause/resume from an operator set what happens after it.
   let reloading: Promise<unknown> | null = null;
   let pausedAfterReload = false;

@@ -19,6 +19,7 @@
  *   egress_destination_consecutive_failures{destination} gauge
  *   disk_free_megabytes / disk_min_free_megabytes gauge
  *   jobs{state}                                   gauge
+ *   egress_handoff_jobs{state}                    gauge (shared queue: results waiting for a sender; waiting | active | delayed | failed)
  *   processing_paused                             gauge 1/0
  *   up_since_seconds                              gauge (process start, epoch s)
  * plus prom-client's default process metrics (prefixed `stroke_node_`).
@@ -29,6 +30,7 @@ import type { ModelRegistry } from '../models/registry';
 import type { EgressService, BatchSummary } from '../egress/egress';
 import type { OutboxState } from '../egress/outbox';
 import type { Housekeeping } from '../jobs/housekeeping';
+import type { RedisHandoff } from '../egress/redis-handoff';
 
 const P = 'stroke_node_';
 const OUTBOX_STATES: OutboxState[] = ['pending', 'sending', 'sent', 'failed', 'dead'];
@@ -39,6 +41,8 @@ export interface MetricsDeps {
   registry: ModelRegistry;
   egress: EgressService;
   housekeeping?: Housekeeping;
+  /** Shared queue: the worker → sender hand-off of results. */
+  handoff?: RedisHandoff;
 }
 
 interface InstanceEvent {
@@ -68,7 +72,7 @@ export interface NodeMetrics {
 }
 
 export function createMetrics(deps: MetricsDeps): NodeMetrics {
-  const { node, registry, egress, housekeeping } = deps;
+  const { node, registry, egress, housekeeping, handoff } = deps;
   const reg = new Registry();
   collectDefaultMetrics({ register: reg, prefix: P });
 
@@ -195,6 +199,18 @@ export function createMetrics(deps: MetricsDeps): NodeMetrics {
       for (const [state, n] of Object.entries(await node.queue.counts())) this.set({ state }, n);
     },
   });
+  if (handoff) {
+    new Gauge({
+      name: `${P}egress_handoff_jobs`,
+      help: 'Shared queue: result hand-offs from workers to senders, by state (failed = kept until an operator retries)',
+      labelNames: ['state'],
+      registers: [reg],
+      async collect() {
+        const c = await handoff.counts();
+        for (const state of ['waiting', 'active', 'delayed', 'failed'] as const) this.set({ state }, c[state]);
+      },
+    });
+  }
   new Gauge({
     name: `${P}processing_paused`,
     help: '1 when an operator paused processing',

@@ -54,8 +54,9 @@ export async function readiness(node: StrokeNode, registry: ModelRegistry): Prom
 
   const states = registry.states();
   const ready = states.filter((s) => s.status === 'ready');
-  const models: CheckResult =
-    states.length === 0
+  const models: CheckResult = !node.roles.worker
+    ? { ok: true, detail: 'not a worker: models are loaded by the worker processes' }
+    : states.length === 0
       ? { ok: true, detail: 'no model configured' }
       : {
           ok: ready.length > 0,

@@ -12,12 +12,15 @@ import type { DestinationStats, OutboxRow, OutboxState } from '../egress/outbox'
 import type { JobState, StudyJob } from '../jobs/queue';
 import type { Housekeeping, SelfTestResult, TaskRun } from '../jobs/housekeeping';
 import { ref } from '../util/log';
+import type { HandoffCounts, RedisHandoff } from '../egress/redis-handoff';
 
 export interface AdminDeps {
   node: StrokeNode;
   registry: ModelRegistry;
   egress: EgressService;
   housekeeping?: Housekeeping;
+  /** Shared queue: the worker → sender hand-off of results. */
+  handoff?: RedisHandoff;
 }
 
 export interface PatientView {
@@ -46,6 +49,8 @@ export interface OutcomeView {
   coreVolumeMl: number | null;
   outputs: { kind: string; count: number }[];
   destinations: string[];
+  /** 'shared': handed to the sender processes (delivery is on their admin pages, not this one's). */
+  egressVia: string | null;
   timingsMs: Record<string, number>;
   reason: string | null;
   note: string | null;
@@ -199,6 +204,7 @@ export class AdminViews {
       coreVolumeMl: num(o.coreVolumeMl),
       outputs: [...kinds].map(([kind, count]) => ({ kind, count })),
       destinations: Array.isArray(o.destinations) ? (o.destinations as unknown[]).filter((x): x is string => typeof x === 'string') : [],
+      egressVia: strOrNull(o.egressVia),
       timingsMs: timings,
       reason: strOrNull(o.reason),
       note: strOrNull(o.note),
@@ -232,14 +238,16 @@ export class AdminViews {
     return (await this.d.node.queue.list({ limit })).map((j) => this.job(j));
   }
 
-  async queue(limit = 50): Promise<{ backend: string; counts: Record<JobState, number>; jobs: Record<JobState, JobView[]> }> {
+  async queue(limit = 50): Promise<{ backend: string; counts: Record<JobState, number>; jobs: Record<JobState, JobView[]>; handoff: HandoffCounts | null }> {
     const q = this.d.node.queue;
     const counts = await q.counts();
     const jobs = {} as Record<JobState, JobView[]>;
     const states = Object.keys(counts) as JobState[];
     const lists = await Promise.all(states.map((s) => q.list({ states: [s], limit })));
     states.forEach((s, i) => (jobs[s] = lists[i].map((j) => this.job(j))));
-    return { backend: q.backend, counts, jobs };
+    // Shared queue: results handed from worker processes to sender processes (src/egress/redis-handoff.ts).
+    const handoff = this.d.handoff ? await this.d.handoff.counts() : null;
+    return { backend: q.backend, counts, jobs, handoff };
   }
 
   models(): ModelView[] {

@@ -49,6 +49,13 @@ export interface EgressOptions {
   batchTimeoutMs?: number;
 }
 
+/** A destination name this process does not have in its configuration. */
+export class UnknownDestinationError extends Error {
+  constructor(readonly names: string[]) {
+    super(`unknown egress destination(s): ${names.join(', ')}`);
+  }
+}
+
 export interface BatchSummary {
   destination: string;
   attempted: number;
@@ -80,20 +87,32 @@ export class EgressService {
 
   /** Queue result files for destinations (names must be configured). */
   enqueue(files: OutboxFile[], destinationNames: string[]): number[] {
-    const unknown = destinationNames.filter((n) => !this.destinations.has(n));
-    if (unknown.length > 0) throw new Error(`unknown egress destination(s): ${unknown.join(', ')}`);
-    const ids = this.outbox.enqueue(files, destinationNames);
+    return this.enqueueGroups([{ files, destinations: destinationNames }]) ?? [];
+  }
+
+  /**
+   * Queue several groups of files (each for its own destinations) in one transaction. With
+   * `handoffId` (a job of the shared queue) at most once per id: null when it was committed before.
+   */
+  enqueueGroups(groups: { files: OutboxFile[]; destinations: string[] }[], handoffId?: string): number[] | null {
+    const unknown = [...new Set(groups.flatMap((g) => g.destinations))].filter((n) => !this.destinations.has(n));
+    if (unknown.length > 0) throw new UnknownDestinationError(unknown);
+    const ids = this.outbox.enqueueGroups(groups, handoffId);
+    if (ids === null) return null;
     // Send now rather than at the next tick (up to tickMs later). tick() skips a destination with a
     // batch in flight and rows still in backoff, so this adds no attempts to a failing PACS.
     if (!this.stopped) setImmediate(() => {
       if (!this.stopped) this.tick();
     });
-    log.info('egress: queued', {
-      event: 'egress.enqueued',
-      files: files.length,
-      destinations: destinationNames,
-      studies: [...new Set(files.map((f) => ref(f.studyInstanceUid)))],
-    });
+    for (const g of groups) {
+      log.info('egress: queued', {
+        event: 'egress.enqueued',
+        files: g.files.length,
+        destinations: g.destinations,
+        studies: [...new Set(g.files.map((f) => ref(f.studyInstanceUid)))],
+        ...(handoffId ? { handoff: handoffId } : {}),
+      });
+    }
     return ids;
   }
 

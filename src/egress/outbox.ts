@@ -202,7 +202,32 @@ export class Outbox {
         last_failure_at INTEGER,
         last_error TEXT
       );
+      -- Shared-queue hand-offs (BullMQ job ids) already committed here: a job delivered again after a
+      -- crash between this commit and its acknowledgement in Redis is not queued twice.
+      CREATE TABLE IF NOT EXISTS egress_handoff (
+        id TEXT PRIMARY KEY,
+        received_at INTEGER NOT NULL
+      );
     `);
+  }
+
+  /**
+   * Several groups of files (each for its own destinations) in one transaction. With `handoffId`
+   * (a shared-queue job), at most once per id: returns null when that id was committed before.
+   */
+  enqueueGroups(groups: { files: OutboxFile[]; destinations: string[] }[], handoffId?: string): number[] | null {
+    // Headers are read (and files found) before the transaction, as in enqueue().
+    const described = groups.map((g) => ({ files: g.files.map(describeFile), destinations: g.destinations }));
+    const seen = this.db.prepare(`INSERT OR IGNORE INTO egress_handoff (id, received_at) VALUES (?, ?)`);
+    return this.db.transaction(() => {
+      if (handoffId !== undefined && seen.run(handoffId, this.clock()).changes === 0) return null;
+      return described.flatMap((g) => this.enqueue(g.files, g.destinations));
+    })();
+  }
+
+  /** Forget hand-off ids older than `beforeMs` (epoch ms); a redelivery is only possible within minutes. */
+  pruneHandoffs(beforeMs: number): number {
+    return this.db.prepare(`DELETE FROM egress_handoff WHERE received_at < ?`).run(beforeMs).changes;
   }
 
   /**

@@ -6,7 +6,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { Config, Route } from '../config/schema';
-import { EgressService } from '../egress/egress';
+import type { HandoffMeta, ResultHandoff } from '../egress/handoff';
 import { LoadedModel, ModelRegistry } from '../models/registry';
 import { StudyProcessor, ProcessResult } from '../node';
 import {
@@ -29,7 +29,8 @@ import { synthesiseDwi } from './synthesis';
 export interface ProcessorDeps {
   config: Config;
   registry: ModelRegistry;
-  egress?: EgressService;
+  /** Where result files go for sending: the local outbox, or the shared queue of a worker-only process. */
+  handoff?: ResultHandoff;
   nodeVersion: string;
   resultsDir: string;
 }
@@ -45,6 +46,8 @@ export interface StudyOutcome {
   coreVolumeMl?: number;
   outputs: { kind: string; sopInstanceUid: string; seriesInstanceUid: string; path: string }[];
   destinations: string[];
+  /** How the results went to egress: this process's outbox, or the shared queue to sender processes. */
+  egressVia?: 'local' | 'shared';
   timingsMs: Record<string, number>;
   reason?: string;
   note?: string;
@@ -115,13 +118,13 @@ export function createProcessor(deps: ProcessorDeps): StudyProcessor {
       notes: av.notes,
     };
     const decision = decideRoute(av, route, registry);
-    const base: StudyOutcome = { route: route.name, decision: decision.kind, availability, outputs: [], destinations: route.destinations, timingsMs: timings };
+    const base: StudyOutcome = { route: route.name, decision: decision.kind, availability, outputs: [], destinations: route.destinations, egressVia: deps.handoff?.kind, timingsMs: timings };
     if (decision.kind === 'none') {
       log.warn('study not processed', { event: 'study.not_processed', job: job.id, study: ref(job.studyUid), reason: decision.reason });
       return { state: 'not_processed', outcome: { ...base, reason: decision.reason } };
     }
     if (decision.kind === 'ct-synthesis') {
-      return processCtSynthesis(deps, job.id, route, study, decision, base, timings, tStart);
+      return processCtSynthesis(deps, { job: job.id, studyUid: job.studyUid }, route, study, decision, base, timings, tStart);
     }
 
     const model = registry.get(decision.model)!;
@@ -166,7 +169,7 @@ export function createProcessor(deps: ProcessorDeps): StudyProcessor {
     timings.encode = performance.now() - t;
 
     t = performance.now();
-    const outputs = saveAndSend(deps, job.id, route, [
+    const outputs = await saveAndSend(deps, { job: job.id, studyUid: job.studyUid }, route, [
       { kind: 'SEG', part10: seg.part10, sop: seg.sopInstanceUid, series: seg.seriesInstanceUid },
       { kind: 'SR', part10: sr.part10, sop: sr.sopInstanceUid, series: sr.seriesInstanceUid },
       ...(overlay?.instances ?? []).map((i) => ({ kind: 'OVERLAY', part10: i.part10, sop: i.sopInstanceUid, series: overlay!.seriesInstanceUid })),
@@ -187,14 +190,17 @@ export function createProcessor(deps: ProcessorDeps): StudyProcessor {
   };
 }
 
-/** Save result objects under the job's results folder and hand them to egress. */
-function saveAndSend(
+/**
+ * Save result objects under the job's results folder and hand them to egress (awaited: the job is
+ * only recorded done once its results are durable in an outbox or in the shared queue).
+ */
+async function saveAndSend(
   deps: ProcessorDeps,
-  jobId: number,
+  meta: HandoffMeta,
   route: Route,
   objects: { kind: string; part10: Buffer; sop: string; series: string }[],
-): StudyOutcome['outputs'] {
-  const dir = path.join(deps.resultsDir, `job-${jobId}`);
+): Promise<StudyOutcome['outputs']> {
+  const dir = path.join(deps.resultsDir, `job-${meta.job}`);
   fs.mkdirSync(dir, { recursive: true });
   const outputs: StudyOutcome['outputs'] = [];
   for (const o of objects) {
@@ -202,12 +208,16 @@ function saveAndSend(
     fs.writeFileSync(p, o.part10);
     outputs.push({ kind: o.kind, sopInstanceUid: o.sop, seriesInstanceUid: o.series, path: p });
   }
-  if (deps.egress && route.destinations.length) {
-    const plain = outputs.filter((o) => o.kind !== 'OVERLAY').map((o) => ({ path: o.path }));
-    deps.egress.enqueue(plain, route.destinations);
+  if (deps.handoff && route.destinations.length) {
+    const file = (o: StudyOutcome['outputs'][number]) => ({ path: o.path, sopInstanceUid: o.sopInstanceUid, seriesInstanceUid: o.seriesInstanceUid, studyInstanceUid: meta.studyUid });
     const overlayDests = deps.config.destinations.filter((d) => route.destinations.includes(d.name) && d.overlaySc).map((d) => d.name);
-    const ov = outputs.filter((o) => o.kind === 'OVERLAY').map((o) => ({ path: o.path }));
-    if (ov.length && overlayDests.length) deps.egress.enqueue(ov, overlayDests);
+    await deps.handoff.handOff(
+      [
+        { files: outputs.filter((o) => o.kind !== 'OVERLAY').map(file), destinations: route.destinations },
+        { files: outputs.filter((o) => o.kind === 'OVERLAY').map(file), destinations: overlayDests },
+      ],
+      meta,
+    );
   }
   return outputs;
 }
@@ -220,7 +230,7 @@ function saveAndSend(
  */
 async function processCtSynthesis(
   deps: ProcessorDeps,
-  jobId: number,
+  meta: HandoffMeta,
   route: Route,
   study: AssembledStudy,
   decision: Extract<RouteDecision, { kind: 'ct-synthesis' }>,
@@ -290,7 +300,7 @@ async function processCtSynthesis(
     { kind: 'SR', part10: sr.part10, sop: sr.sopInstanceUid, series: sr.seriesInstanceUid },
     ...(overlay?.instances ?? []).map((i) => ({ kind: 'OVERLAY', part10: i.part10, sop: i.sopInstanceUid, series: overlay!.seriesInstanceUid })),
   ];
-  const outputs = saveAndSend(deps, jobId, route, objects);
+  const outputs = await saveAndSend(deps, meta, route, objects);
   timings.store = performance.now() - t;
   timings.total = performance.now() - tStart;
   for (const k of Object.keys(timings)) timings[k] = Math.round(timings[k] * 10) / 10;
@@ -305,7 +315,7 @@ async function processCtSynthesis(
   };
   log.info('study results written (synthetic DWI from CT)', {
     event: 'study.results',
-    job: jobId,
+    job: meta.job,
     study: ref(study.availability.studyInstanceUid),
     model: lesionModel.manifest.name,
     synthesisModel: synthModel.manifest.name,

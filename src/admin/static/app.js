@@ -147,6 +147,7 @@
   }
 
   function deliveryCell(o) {
+    if (o && !o.delivery.total && o.egressVia === 'shared' && o.outputs.length && o.destinations.length) return pill('handed to senders', 'info');
     if (!o || !o.delivery.total) return h('span', { cls: 'muted', text: o && o.destinations.length ? 'not queued' : '–' });
     var d = o.delivery;
     var kind = d.dead ? 'error' : d.failed ? 'warn' : d.sent === d.total ? 'ok' : 'info';
@@ -205,6 +206,17 @@
       });
     });
     replaceBody('queue-table', rows, 'Nothing waiting, running or failed.');
+    // Shared queue: results handed from worker processes to sender processes.
+    var hl = $('handoff-line');
+    hl.hidden = !q.handoff;
+    if (q.handoff) {
+      var f = q.handoff.failed;
+      hl.className = f ? 'text-error' : 'muted';
+      hl.replaceChildren(
+        document.createTextNode('Results for the sender processes (shared queue): ' + (q.handoff.waiting + q.handoff.delayed) + ' waiting · ' +
+          q.handoff.active + ' being taken · ' + f + ' failed (kept) '),
+        f ? actionBtn('Retry failed hand-offs', 'retry-handoffs', {}) : document.createTextNode(''));
+    }
   }
 
   function renderModels(models) {
@@ -314,6 +326,7 @@
     'retry-job': function (b) { return api('POST', '/actions/jobs/' + b.dataset.id + '/retry').then(function () { return 'Job ' + b.dataset.id + ' queued again'; }); },
     'retry-row': function (b) { return api('POST', '/actions/outbox/' + b.dataset.id + '/retry').then(function () { return 'Row ' + b.dataset.id + ' will be sent again'; }); },
     'retry-dead': function (b) { return api('POST', '/actions/destinations/' + encodeURIComponent(b.dataset.dest) + '/retry-dead').then(function (r) { return r.rows + ' dead row(s) to ' + b.dataset.dest + ' will be sent again'; }); },
+    'retry-handoffs': function () { return api('POST', '/actions/handoffs/retry-failed').then(function (r) { return r.jobs + ' hand-off(s) will be taken again'; }); },
     'reload-models': function () { return api('POST', '/actions/models/reload').then(function (r) { return 'Models reloaded: ' + r.models.filter(function (m) { return m.status === 'ready'; }).length + ' ready'; }); },
     'selftest': function () { return api('POST', '/actions/housekeeping/model-selftest').then(function (r) { return 'Self-test: ' + r.summary.passed + ' passed, ' + r.summary.failed + ' failed'; }); },
     'run-task': function (b) { return api('POST', '/actions/housekeeping/' + b.dataset.task).then(function () { return b.dataset.task + ' done'; }); },
