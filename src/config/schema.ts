@@ -152,7 +152,7 @@ export const ConfigSchema = z
       .min(1)
       .default(['all'])
       .describe(
-        'what this process does: receiver (DIMSE + STOW-RS in), worker (runs the models; one process per GPU), sender (egress of this storage), or all',
+        'what this process does: receiver (DIMSE + STOW-RS in), worker (runs the models; one process per GPU), sender (egress: its own outbox and, on the redis queue, results handed over by worker processes), or all',
       ),
     queue: z
       .object({

@@ -9,7 +9,7 @@ test('the shipped example configuration is valid', () => {
 
 test('the multi-node example (one worker of a Redis deployment) is valid', () => {
   const { config } = loadConfig(path.resolve(__dirname, '../../dicom-config/multi-node.example.yaml'));
-  expect(config.roles).toEqual(['worker', 'sender']);
+  expect(config.roles).toEqual(['worker']);
   expect(config.queue).toMatchObject({ backend: 'redis', redis: { host: '10.20.1.30', port: 6379, prefix: 'stroke' }, offPeak: { start: '20:00', end: '06:00' } });
 });
 
