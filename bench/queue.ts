@@ -7,6 +7,8 @@
  *  2. queue overhead per study: the queue operations one study costs (note each instance's
  *     arrival, claim, read the instance references, complete), timed in one process against the
  *     same Redis, and against the embedded SQLite queue for comparison.
+ *  3. results hand-off (worker process → sender process through Redis): the worker's handOff() of
+ *     one study's results, and the time until a sender has committed them into its outbox.
  */
 import * as fs from 'fs';
 import * as os from 'os';
@@ -14,6 +16,8 @@ import * as path from 'path';
 import { parseConfig } from '../src/config/load';
 import { EmbeddedQueue, JobQueue, StabilityRule } from '../src/jobs/queue';
 import { RedisQueue } from '../src/jobs/redis-queue';
+import { EgressService } from '../src/egress/egress';
+import { RedisHandoff } from '../src/egress/redis-handoff';
 import { openDb } from '../src/store/db';
 import { StoredInstance } from '../src/types';
 import { freePort } from '../test/harness/ports';
@@ -159,6 +163,60 @@ async function overhead(q: JobQueue, studies: number, instances: number): Promis
   };
 }
 
+/**
+ * Worker → sender hand-off of one study's results (3 files: SEG-, SR- and SC-sized DICOM files on
+ * disk), median of `n`: the worker's handOff() (until Redis has the job) and the time until the
+ * sender process (here: a second RedisHandoff with its own database) has committed the rows into its
+ * outbox. The sender's egress is not started: this is the hand-off, not the network send.
+ */
+async function handoffOverhead(redisPort: number, n: number): Promise<Record<string, number>> {
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-handoff-'));
+  const prefix = `ho${Date.now()}`;
+  const cfg = (name: string) =>
+    parseConfig({
+      nodeName: name,
+      storage: { dir: path.join(work, name) },
+      destinations: [{ name: 'pacs', type: 'dimse', host: '127.0.0.1', port: 9, calledAeTitle: 'PACS' }],
+      queue: { backend: 'redis', redis: { port: redisPort, prefix } },
+    });
+  const wCfg = cfg('w');
+  const sCfg = cfg('s');
+  fs.mkdirSync(sCfg.storage.dir, { recursive: true });
+  const db = openDb(sCfg.storage.dir);
+  const egress = new EgressService({ db, destinations: sCfg.destinations, settings: sCfg.egress, callingAeTitle: 'STROKEAI' });
+  const worker = new RedisHandoff(wCfg);
+  const sender = new RedisHandoff(sCfg);
+  sender.startSending(egress);
+  const files = studyFiles(64, 3).slice(0, 3).map((b, i) => {
+    const p = path.join(work, `result-${i}.dcm`);
+    fs.writeFileSync(p, b);
+    return { path: p };
+  });
+  const handOff: number[] = [];
+  const committed: number[] = [];
+  try {
+    for (let i = 0; i < n; i++) {
+      // the same files each time (a row reset in the outbox); each hand-off has its own id
+      const t0 = performance.now();
+      await worker.handOff([{ files, destinations: ['pacs'] }], { job: i + 1, studyUid: `bench.${i}` });
+      handOff.push(performance.now() - t0);
+      const taken = () => (db.prepare('SELECT COUNT(*) AS n FROM egress_handoff').get() as { n: number }).n;
+      while (taken() < i + 1) {
+        if (performance.now() - t0 > 30_000) throw new Error('hand-off not committed by the sender within 30 s');
+        await new Promise((r) => setTimeout(r, 1));
+      }
+      committed.push(performance.now() - t0);
+    }
+  } finally {
+    await sender.close();
+    await worker.close();
+    db.close();
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+  const med = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
+  return { filesPerStudy: files.length, workerHandOffMs: Number(med(handOff).toFixed(1)), untilInSenderOutboxMs: Number(med(committed).toFixed(1)), samples: n };
+}
+
 export async function benchQueue(): Promise<Record<string, unknown>> {
   const modelsDir = path.resolve(__dirname, '..', '..', 'models');
   const models = fs.existsSync(path.join(modelsDir, 'dual-encoder.json')) ? modelsDir : path.resolve('models');
@@ -174,6 +232,7 @@ export async function benchQueue(): Promise<Record<string, unknown>> {
     const work = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-queue-ovh-'));
     const redisOvh = await overhead(new RedisQueue(openDb(path.join(work, 'r')), parseConfig({ storage: { dir: path.join(work, 'r') }, routes: [{ name: 'stroke' }], queue: { backend: 'redis', redis: { port: redis.port, prefix: `ovh${Date.now()}` } } })), 20, slices * 2);
     const embeddedOvh = await overhead(new EmbeddedQueue(openDb(path.join(work, 'e'))), 20, slices * 2);
+    const resultsHandoff = await handoffOverhead(redis.port, 20);
     fs.rmSync(work, { recursive: true, force: true });
     return {
       description: `${n} DWI+ADC studies (${slices} slices each, ${size}x${size}, real dual-encoder model, 1 onnxruntime thread per worker) queued while the workers were paused, then processed; one receiver process, redis-server with AOF (appendfsync everysec); ${os.cpus().length} CPU cores shared with other work (load average before: ${os.loadavg().map((l) => l.toFixed(1)).join(' ')})`,
@@ -181,6 +240,7 @@ export async function benchQueue(): Promise<Record<string, unknown>> {
       twoWorkers: two,
       ratio: Number((two.studiesPerMinute / one.studiesPerMinute).toFixed(2)),
       overheadPerStudy: { redis: redisOvh, embedded: embeddedOvh },
+      resultsHandoffWorkerToSender: resultsHandoff,
     };
   } finally {
     await redis.stop();
