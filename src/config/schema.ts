@@ -196,6 +196,16 @@ export const ConfigSchema = z
   })
   .strict()
   .superRefine((cfg, ctx) => {
+    // The embedded queue lives in this process's SQLite: a process without every role would receive
+    // what it never processes, or write results that nothing sends.
+    const roles = new Set(cfg.roles);
+    if (cfg.queue.backend === 'embedded' && !roles.has('all') && !(roles.has('receiver') && roles.has('worker') && roles.has('sender'))) {
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ['roles'],
+        message: `[${cfg.roles.join(', ')}] needs the shared queue (queue.backend: redis); with the embedded queue one process does everything (roles: [all])`,
+      });
+    }
     const names = new Set(cfg.destinations.map((d) => d.name));
     cfg.routes.forEach((r, i) =>
       r.destinations.forEach((d, j) => {

@@ -25,6 +25,10 @@ describe('configuration', () => {
     expect(() => parseConfig({ nonsense: 1 })).toThrow(/nonsense/);
     expect(() => parseConfig({ routes: [{ name: 'r', destinations: ['PACS'] }] })).toThrow(/routes\.0\.destinations\.0: unknown destination "PACS"/);
     expect(() => parseConfig({ destinations: [{ name: 'p', type: 'dimse', host: 'h', port: 104 }] })).toThrow(/destinations\.0\.calledAeTitle/);
+    // split roles only make sense on the shared queue
+    expect(() => parseConfig({ roles: ['worker'] })).toThrow(/roles: \[worker\] needs the shared queue \(queue\.backend: redis\)/);
+    expect(parseConfig({ roles: ['receiver', 'worker', 'sender'] }).roles).toHaveLength(3);
+    expect(parseConfig({ roles: ['sender'], queue: { backend: 'redis' } }).roles).toEqual(['sender']);
   });
 
   test('YAML file from STROKE_NODE_CONFIG; unreadable or invalid files give a ConfigError', () => {
