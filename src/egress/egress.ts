@@ -95,8 +95,7 @@ export class EgressService {
    * `handoffId` (a job of the shared queue) at most once per id: null when it was committed before.
    */
   enqueueGroups(groups: { files: OutboxFile[]; destinations: string[] }[], handoffId?: string): number[] | null {
-    const unknown = [...new Set(groups.flatMap((g) => g.destinations))].filter((n) => !this.destinations.has(n));
-    if (unknown.length > 0) throw new UnknownDestinationError(unknown);
+    this.checkDestinations(groups.flatMap((g) => g.destinations));
     const ids = this.outbox.enqueueGroups(groups, handoffId);
     if (ids === null) return null;
     // Send now rather than at the next tick (up to tickMs later). tick() skips a destination with a
@@ -114,6 +113,12 @@ export class EgressService {
       });
     }
     return ids;
+  }
+
+  /** Throws UnknownDestinationError naming those not configured in this process. */
+  checkDestinations(names: string[]): void {
+    const unknown = [...new Set(names)].filter((n) => !this.destinations.has(n));
+    if (unknown.length > 0) throw new UnknownDestinationError(unknown);
   }
 
   /** Put interrupted rows back to pending and start ticking. */

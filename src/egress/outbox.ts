@@ -225,6 +225,11 @@ export class Outbox {
     })();
   }
 
+  /** Whether this shared-queue hand-off id was committed here already. */
+  hasHandoff(id: string): boolean {
+    return this.db.prepare('SELECT 1 FROM egress_handoff WHERE id = ?').get(id) !== undefined;
+  }
+
   /** Forget hand-off ids older than `beforeMs` (epoch ms); a redelivery is only possible within minutes. */
   pruneHandoffs(beforeMs: number): number {
     return this.db.prepare(`DELETE FROM egress_handoff WHERE received_at < ?`).run(beforeMs).changes;

@@ -10,9 +10,11 @@
  *
  * - Pixel data never goes through Redis: the job holds the result files' absolute paths on the
  *   shared filesystem and the destination names (a few hundred bytes).
- * - A sender takes one hand-off at a time, reads each file's header (so a file its machine cannot
- *   see fails here, with the path in the message, not later in a batch), and commits all of the
- *   job's rows and the job's id in one SQLite transaction. A hand-off that fails is retried with
+ * - A sender takes one hand-off at a time, copies the result files into its own storage.dir
+ *   (`results/handoff-<id>/`, fsynced), so what it must still send stays in its keeping whatever
+ *   the worker's retention does later, reads each header (a file its machine cannot see fails here,
+ *   with the path in the message, not later in a batch), and commits all of the job's rows and the
+ *   job's id in one SQLite transaction. Its retention deletes such a folder once every row is sent. A hand-off that fails is retried with
  *   backoff (`egress.maxAttempts`, `egress.initialBackoffSeconds`: shared storage may lag), then kept
  *   in BullMQ's failed set (the dead-letter: on the admin page, retried by an operator). A
  *   destination this sender does not know fails at once, with its name.
@@ -23,6 +25,8 @@
  *   sender]` processes, which put their own results straight into their outbox (no Redis round trip).
  */
 import * as crypto from 'crypto';
+import * as fs from 'fs';
+import * as path from 'path';
 import { Job, Queue, UnrecoverableError, Worker } from 'bullmq';
 import type { Config } from '../config/schema';
 import { log, ref } from '../util/log';
@@ -138,10 +142,18 @@ export class RedisHandoff implements ResultHandoff {
 
   private async commit(egress: EgressService, job: Job<HandoffData>): Promise<void> {
     const d = job.data;
-    let ids: number[] | null;
+    const id = String(job.id);
+    let ids: number[] | null = null;
+    const dir = path.join(this.config.storage.dir, 'results', `handoff-${id}`);
     try {
-      ids = egress.enqueueGroups(d.groups, String(job.id));
+      if (!egress.outbox.hasHandoff(id)) {
+        egress.checkDestinations(d.groups.flatMap((g) => g.destinations));
+        const groups = d.groups.map((g) => ({ destinations: g.destinations, files: g.files.map((f) => ({ ...f, path: this.copyIn(f.path, dir) })) }));
+        if (this.config.storage.fsync) fsyncDir(dir);
+        ids = egress.enqueueGroups(groups, id);
+      }
     } catch (e) {
+      if (!egress.outbox.hasHandoff(id)) fs.rmSync(dir, { recursive: true, force: true });
       if (e instanceof UnknownDestinationError) {
         throw new UnrecoverableError(`${e.message}: not configured on sender ${this.config.nodeName} (add it to its destinations, then retry the hand-off)`);
       }
@@ -160,6 +172,22 @@ export class RedisHandoff implements ResultHandoff {
       rows: ids?.length ?? 0,
       duplicate: ids === null,
     });
+  }
+
+  /** A copy of a worker's result file in this sender's storage (same bytes, fsynced when storage.fsync). */
+  private copyIn(src: string, dir: string): string {
+    fs.mkdirSync(dir, { recursive: true });
+    const dest = path.join(dir, path.basename(src));
+    fs.copyFileSync(src, dest);
+    if (this.config.storage.fsync) {
+      const fd = fs.openSync(dest, 'r');
+      try {
+        fs.fdatasyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+    }
+    return dest;
   }
 
   async counts(): Promise<HandoffCounts> {
@@ -183,5 +211,14 @@ export class RedisHandoff implements ResultHandoff {
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([graceful().catch(() => undefined), new Promise((r) => (timer = setTimeout(r, 5000)))]);
     clearTimeout(timer);
+  }
+}
+
+function fsyncDir(dir: string): void {
+  const fd = fs.openSync(dir, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
   }
 }

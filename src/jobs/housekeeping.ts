@@ -11,7 +11,10 @@
  *    whose newest instance is older than `storage.retentionDays` — but NEVER a study with a job still
  *    collecting/ready/running or with any outbox row that is not `sent` (a result not yet delivered,
  *    or dead and waiting for an operator, keeps its whole study). Orphan result folders
- *    (`results/job-N` with no job row) older than the cut-off go too.
+ *    (`results/job-N` with no job row) older than the cut-off go too, and so do a sender's copies of
+ *    results handed over by worker processes (`results/handoff-<id>`, shared Redis queue) once none
+ *    of their rows is unsent. A worker-only process (its results are sent by sender processes, from
+ *    their own copies) keeps its result folders while any hand-off is still waiting or failed in Redis.
  *  - `outbox-sweep`: `egress.sendNow()` (the egress worker ticks by itself; this is a safety net and
  *    a visible heartbeat).
  *  - `model-selftest`: runs every ready lesion model on a small built-in synthetic DWI/ADC phantom
@@ -110,6 +113,11 @@ export interface HousekeepingOptions {
   selfTestMinDice?: number;
   /** Where result folders live (default <storage.dir>/results, as the processor writes them). */
   resultsDir?: string;
+  /**
+   * A worker-only process on the shared queue: why its result folders must stay for now (hand-offs
+   * not yet taken by a sender), or undefined when they may go.
+   */
+  keepResults?: () => Promise<string | undefined>;
 }
 
 const DAY_MS = 86_400_000;
@@ -279,12 +287,16 @@ export class Housekeeping {
       s.studiesDeleted++;
       log.info('retention: study deleted', { event: 'housekeeping.retention_deleted', study: ref(uid), jobs: jobs.length });
     }
-    // Result folders whose job row is gone (crash between write and commit, manual clean-up).
-    if (fs.existsSync(this.resultsDir)) {
+    // Result folders whose job row is gone (crash between write and commit, manual clean-up; on the
+    // shared queue every job row is in Redis), and a sender's copies of handed-over results.
+    const keep = await this.opts.keepResults?.();
+    if (keep) log.info('retention: result folders kept', { event: 'housekeeping.retention_kept', reason: keep });
+    if (fs.existsSync(this.resultsDir) && !keep) {
       const exists = db.prepare('SELECT 1 FROM jobs WHERE id = ?');
       for (const e of fs.readdirSync(this.resultsDir, { withFileTypes: true })) {
         const m = /^job-(\d+)$/.exec(e.name);
-        if (!e.isDirectory() || !m || exists.get(Number(m[1]))) continue;
+        const handedOver = /^handoff-/.test(e.name);
+        if (!e.isDirectory() || (!m && !handedOver) || (m && exists.get(Number(m[1])))) continue;
         const full = path.join(this.resultsDir, e.name);
         if (fs.statSync(full).mtimeMs >= cutoffMs) continue;
         if (hasOutbox) {

@@ -143,6 +143,35 @@ describe('retention with a controlled clock', () => {
     expect(fs.existsSync(unsentOrphan)).toBe(true);
   });
 
+  test("a sender's copies of handed-over results go once all their rows are sent; a worker-only process keeps its results while hand-offs wait", async () => {
+    const results = path.join(t.dir, 'results');
+    const sentCopy = path.join(results, 'handoff-results-1-aaa');
+    const unsentCopy = path.join(results, 'handoff-results-2-bbb');
+    const workerResults = path.join(results, 'job-90010'); // no local job row: as on a worker of the shared queue
+    for (const d of [sentCopy, unsentCopy, workerResults]) {
+      fs.mkdirSync(d, { recursive: true });
+      fs.writeFileSync(path.join(d, 'SEG-y.dcm'), 'y');
+    }
+    const row = (dir: string, n: number) => ({ path: path.join(dir, 'SEG-y.dcm'), sopInstanceUid: `1.2.3.4.9001${n}`, sopClassUid: '1.2.840.10008.5.1.4.1.1.66.4', studyInstanceUid: `1.2.3.4.9001${n}`, seriesInstanceUid: '1.2.3.4.90010.1', transferSyntaxUid: '1.2.840.10008.1.2.1' });
+    const [sentId] = node.egress.outbox.enqueue([row(sentCopy, 1)], ['pacs']);
+    node.egress.outbox.markSending([sentId]);
+    node.egress.outbox.markSent(sentId, 0, null);
+    node.egress.outbox.enqueue([row(unsentCopy, 2)], ['pacs']);
+    clock = Date.now() + 8 * DAY;
+
+    // a worker-only process while a hand-off is still waiting in Redis: nothing goes
+    let waiting = '1 result hand-off(s) not yet taken by a sender';
+    const worker = new Housekeeping({ node, registry: node.registry, egress: node.egress, now: () => clock, schedules: NO_SCHEDULE, keepResults: async () => waiting || undefined });
+    expect((await worker.runOnce('retention')).summary.orphanResultFoldersDeleted).toBe(0);
+    expect([sentCopy, unsentCopy, workerResults].every((d) => fs.existsSync(d))).toBe(true);
+    // all taken: the sent copy and the worker's own results go, the copy with an unsent row stays
+    waiting = '';
+    expect((await worker.runOnce('retention')).summary.orphanResultFoldersDeleted).toBe(2);
+    expect(fs.existsSync(sentCopy)).toBe(false);
+    expect(fs.existsSync(workerResults)).toBe(false);
+    expect(fs.existsSync(unsentCopy)).toBe(true);
+  });
+
   test('each run is recorded for the admin page; concurrent calls share one run', async () => {
     const [a, b] = await Promise.all([hk.runOnce('disk-check'), hk.runOnce('disk-check')]);
     expect(a).toBe(b);

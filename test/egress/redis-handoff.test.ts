@@ -4,6 +4,7 @@
  * a sender-side one (each with its own SQLite database, as on two machines).
  *
  *  - results handed off by a worker are committed by the sender into its outbox and sent
+ *  - the sender sends from its own copy: the worker's files may go once the hand-off is taken
  *  - a hand-off id committed once is not committed again (a redelivery after a crash)
  *  - a destination the sender does not know fails at once, is kept (failed), and an operator retry
  *    after the fix delivers it
@@ -58,16 +59,16 @@ function configFor(name: string, prefix: string, destinations: unknown[]) {
 }
 
 /** A sender process: its own database and outbox, draining to the configured destinations. */
-function sender(name: string, prefix: string, destinations: unknown[]): { egress: EgressService; handoff: RedisHandoff; db: Db } {
+function sender(name: string, prefix: string, destinations: unknown[], opts: { sending?: boolean } = {}): { egress: EgressService; handoff: RedisHandoff; db: Db; dir: string } {
   const config = configFor(name, prefix, destinations);
   fs.mkdirSync(config.storage.dir, { recursive: true });
   const db = openDb(config.storage.dir);
   const egress = new EgressService({ db, destinations: config.destinations, settings: config.egress, callingAeTitle: 'STROKEAI', jitter: 0, tickMs: 100 });
-  egress.start();
+  if (opts.sending !== false) egress.start();
   const handoff = new RedisHandoff(config);
   handoff.startSending(egress);
   open.push({ close: () => egress.stop().then(() => void db.close()) }, handoff);
-  return { egress, handoff, db };
+  return { egress, handoff, db, dir: config.storage.dir };
 }
 
 function worker(name: string, prefix: string): RedisHandoff {
@@ -102,6 +103,24 @@ test('results handed off by a worker are committed by a sender into its outbox a
   expect(rows.every((r) => r.studyInstanceUid === files[0].study && r.state === 'sent')).toBe(true);
   await waitFor(async () => (await w.counts()).completed === 1, 10_000, 'hand-off completed in Redis');
   expect(await w.counts()).toMatchObject({ waiting: 0, active: 0, failed: 0 });
+});
+
+test("the sender sends from its own copy: the worker's result files may be deleted once the hand-off is taken", async () => {
+  const w = worker('w5', 'h5');
+  const s = sender('s5', 'h5', [pacs()], { sending: false }); // its egress does not run yet
+  const files = resultFiles(2);
+  await w.handOff([{ files: files.map((f) => ({ path: f.path })), destinations: ['pacs'] }], { job: 13, studyUid: files[0].study });
+  await waitFor(() => s.egress.outbox.list({}).length === 2, 15_000, 'rows in the sender outbox');
+  const rows = s.egress.outbox.list({});
+  for (const r of rows) {
+    expect(r.path.startsWith(path.join(s.dir, 'results', 'handoff-results-13-'))).toBe(true);
+    const original = files.find((f) => f.sop === r.sopInstanceUid)!;
+    expect(fs.readFileSync(r.path).equals(fs.readFileSync(original.path))).toBe(true);
+  }
+  for (const f of files) fs.rmSync(f.path); // the worker's retention ran
+  await s.egress.sendNow();
+  expect(received(files.map((f) => f.sop))).toBe(2);
+  expect(s.egress.outbox.list({}).every((r) => r.state === 'sent')).toBe(true);
 });
 
 test('a hand-off id committed once is not committed again (redelivery after a crash between commit and acknowledgement)', async () => {
