@@ -261,6 +261,8 @@ describe('several receivers and workers on one Redis', () => {
     // the admin API of a worker shows the results waiting for a sender
     const q = (await (await fetch(`${nodes[job.worker!].http}/admin/api/queue`, { headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } })).json()) as { handoff: { waiting: number } };
     expect(q.handoff.waiting).toBeGreaterThanOrEqual(1);
+    const metrics = await (await fetch(`${nodes[job.worker!].http}/metrics`)).text();
+    expect(metrics).toMatch(/^stroke_node_egress_handoff_jobs\{state="waiting"\} [1-9]/m);
     // and so does its admin page, in Chromium: the shared queue's hand-offs, the study "handed to senders"
     const browser = await chromium.launch({ executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', headless: true, args: ['--no-sandbox', '--disable-gpu', '--no-first-run'] });
     try {
