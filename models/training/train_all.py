@@ -151,16 +151,40 @@ def train_one(name: str, a, train: SliceData, val: SliceData, out: Path) -> Tupl
     rng = np.random.default_rng(a.seed)
     model = nets.build(name, a.scale)
     n_par = nets.n_params(model)
-    total = a.iters + a.full_iters
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=a.lr, total_steps=total, pct_start=0.1)
     subsets = [(1.0, 1.0), (1.0, 0.0), (0.0, 1.0)] if name == "shaspec-missing" else [(1.0, 1.0)]
     best, best_state, hist = -1.0, None, []
     t0 = time.time()
-    val_at = set(int(round(total * f)) for f in a.val_at)
+    budget = a.minutes * 60 if a.minutes else None
+    if budget:
+        # Wall-time budget (a shared CPU's speed varies): the one-cycle schedule follows the elapsed fraction,
+        # VAL at fractions of the budget, stop when it is spent; no separate whole-slice phase at the end.
+        total = 10 ** 9
+        val_left = sorted(a.val_at)
+        max_lr, warm = a.lr, 0.1
+
+        def lr_at(f: float) -> float:  # OneCycleLR's cosine shape (initial lr/25, final lr/1e4)
+            if f < warm:
+                return max_lr / 25 + (max_lr - max_lr / 25) * (1 - math.cos(math.pi * f / warm)) / 2
+            g = min(1.0, (f - warm) / (1 - warm))
+            return max_lr / 1e4 + (max_lr - max_lr / 1e4) * (1 + math.cos(math.pi * g)) / 2
+        sched = None
+    else:
+        total = a.iters + a.full_iters
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=a.lr, total_steps=total, pct_start=0.1)
+        val_at = set(int(round(total * f)) for f in a.val_at)
     model.train()
-    for it in range(1, total + 1):
-        full = it > a.iters or (a.full_every > 0 and it % a.full_every == 0)
+    it = 0
+    while it < total:
+        it += 1
+        if budget:
+            frac = (time.time() - t0) / budget
+            if frac >= 1.0:
+                it -= 1
+                break
+            for g in opt.param_groups:
+                g["lr"] = lr_at(frac)
+        full = (not budget and it > a.iters) or (a.full_every > 0 and it % a.full_every == 0)
         crop = 128 if full else a.crop
         bs = max(4, a.batch // 2) if full else a.batch
         xb, yb = sample_batch(train, rng, bs, crop)
@@ -183,10 +207,17 @@ def train_one(name: str, a, train: SliceData, val: SliceData, out: Path) -> Tupl
         opt.zero_grad()
         loss.backward()
         opt.step()
-        sched.step()
+        if sched:
+            sched.step()
         if it % 50 == 0:
-            print(f"[{name}] it {it}/{total} crop {crop} loss {loss.item():.4f} {time.time() - t0:.0f}s", flush=True)
-        if it in val_at:
+            print(f"[{name}] it {it}/{total if not budget else '-'} crop {crop} loss {loss.item():.4f} {time.time() - t0:.0f}s", flush=True)
+        if budget:
+            do_val = bool(val_left) and (time.time() - t0) / budget >= val_left[0]
+            if do_val:
+                val_left.pop(0)
+        else:
+            do_val = it in val_at
+        if do_val:
             v = validate(model, name, val, subsets)
             hist.append({"iter": it, "valDice": round(v, 4), "seconds": round(time.time() - t0)})
             print(f"[{name}] VAL it {it}: {v:.4f}", flush=True)
@@ -195,7 +226,17 @@ def train_one(name: str, a, train: SliceData, val: SliceData, out: Path) -> Tupl
                 best_state = {k: t.detach().clone() for k, t in model.state_dict().items()}
     model.load_state_dict(best_state)
     model.eval()
-    info = {"params": n_par, "iterations": total, "cropIterations": a.iters, "fullSliceIterations": a.full_iters,
+    if budget:
+        # the last VAL point (fraction 1.0) is never reached inside the loop: validate the final weights too
+        v = validate(model, name, val, subsets)
+        hist.append({"iter": it, "valDice": round(v, 4), "seconds": round(time.time() - t0)})
+        print(f"[{name}] VAL it {it} (end of budget): {v:.4f}", flush=True)
+        if v > best:
+            best = v
+            best_state = {k: t.detach().clone() for k, t in model.state_dict().items()}
+        total = it
+    info = {"params": n_par, "iterations": total, "cropIterations": a.iters if not budget else None,
+            "fullSliceIterations": a.full_iters if not budget else None, "minutes": a.minutes,
             "fullEvery": a.full_every,
             "batch": a.batch, "lr": a.lr, "valHistory": hist, "bestValDice": round(best, 4),
             "valCriterion": ("mean per-study Dice on the model grid, averaged over DWI+ADC / DWI only / ADC only"
@@ -251,15 +292,20 @@ def main():
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--export-to", default=None, help="also copy the ONNX files here (e.g. models)")
     ap.add_argument("--no-eval", action="store_true")
+    ap.add_argument("--minutes", type=float, default=None,
+                    help="train for this wall time instead of --iters/--full-iters (schedule by elapsed fraction; "
+                         "whole slices only through --full-every)")
     a = ap.parse_args()
     a.val_at = [float(f) for f in a.val_at.split(",")]
     torch.set_num_threads(a.threads)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     data = Path(a.data)
-    half = a.train_studies // 2
-    tr_files = [str(phantoms.build_split("train", half, data, 0, matrix_choices=(128, 144, 160, 192))),
-                str(phantoms.build_split("train", a.train_studies - half, data, half, matrix_choices=(128, 144, 160, 192)))]
+    # chunks of at most 200 studies (built in parallel with `phantoms.py --build train 200 --seed0 …`);
+    # a study is a pure function of (split, seed), so the chunking does not change the data
+    chunk = 200 if a.train_studies > 300 else (a.train_studies + 1) // 2
+    tr_files = [str(phantoms.build_split("train", min(chunk, a.train_studies - s0), data, s0, matrix_choices=(128, 144, 160, 192)))
+                for s0 in range(0, a.train_studies, chunk)]
     va_file = str(phantoms.build_split("val", a.val_studies, data, 0, matrix_choices=(128, 144, 160, 192)))
     train = SliceData(tr_files)
     val = SliceData([va_file], a.val_max_studies)

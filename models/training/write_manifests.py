@@ -25,7 +25,7 @@ DESCRIPTIONS = {
 }
 
 
-def manifest(name: str, run: Path) -> dict:
+def manifest(name: str, run: Path, version: str = VERSION) -> dict:
     tr = json.loads((run / f"{name}.train.json").read_text())
     te = json.loads((run / f"{name}.test.json").read_text())
     onnx = MODELS_DIR / f"{name}.onnx"
@@ -51,13 +51,15 @@ def manifest(name: str, run: Path) -> dict:
     sel = max(tr["valHistory"], key=lambda h: h["valDice"])["iter"]
     fe = tr.get("fullEvery", 0) or 0
 
+    crop_its = tr["cropIterations"] if tr.get("cropIterations") is not None else 10 ** 12  # None: wall-time budget run
+
     def epochs(n_it: int) -> float:  # whole slices seen up to iteration n_it
-        full = sum(1 for i in range(1, n_it + 1) if i > tr["cropIterations"] or (fe > 0 and i % fe == 0))
+        full = sum(1 for i in range(1, n_it + 1) if i > crop_its or (fe > 0 and i % fe == 0))
         return ((n_it - full) * tr["batch"] * (a["crop"] / 128) ** 2 + full * max(4, tr["batch"] // 2)) / tr["trainData"]["slices"]
 
     return {
         "name": name,
-        "version": VERSION,
+        "version": version,
         "file": onnx.name,
         "sha256": sha,
         "bytes": onnx.stat().st_size,
@@ -88,7 +90,9 @@ def manifest(name: str, run: Path) -> dict:
             "fullSliceIterations": tr["fullSliceIterations"], "batch": tr["batch"], "lr": tr["lr"],
             "widthScale": a["scale"], "params": tr["params"], "seed": a["seed"],
             "selection": tr["valCriterion"], "valHistory": tr["valHistory"], "trainSeconds": tr["trainSeconds"],
-            "hardware": "CPU (Debian torch 1.13, 1 thread, shared 2-core machine)",
+            **({"minutes": tr["minutes"]} if tr.get("minutes") else {}),
+            "hardware": ("CPU (Debian torch 1.13, 1 thread, shared 2-core machine"
+                         + (", the three models trained at the same time)" if tr.get("minutes") else ")")),
         },
         "metrics": {
             "split": "test",
@@ -97,7 +101,9 @@ def manifest(name: str, run: Path) -> dict:
             **te["metrics"],
         },
         "reproduce": (f"/usr/bin/python3 models/training/train_all.py --out models/training/out/{run.name} --models {name} "
-                      f"--iters {a['iters']} --full-iters {a['full_iters']} --full-every {a.get('full_every', 0)} "
+                      + (f"--train-studies {a['train_studies']} --val-studies {a['val_studies']} --minutes {a['minutes']} "
+                         if a.get("minutes") else f"--iters {a['iters']} --full-iters {a['full_iters']} ")
+                      + f"--full-every {a.get('full_every', 0)} "
                       f"--val-at {','.join(str(v) for v in a['val_at'])} --scale {a['scale']} --seed {a['seed']} "
                       f"--export-to models && /usr/bin/python3 models/training/write_manifests.py "
                       f"--run {name}=models/training/out/{run.name}"),
@@ -109,6 +115,7 @@ if __name__ == "__main__":
     ap.add_argument("--run", required=True, nargs="+",
                     help="a run dir for all models, or name=dir pairs (the run each model was selected from)")
     ap.add_argument("--models", default="unet2d-baseline,dual-encoder,shaspec-missing")
+    ap.add_argument("--version", default=VERSION, help="model version written to the manifest (and to every result's provenance)")
     a = ap.parse_args()
     runs = {}
     for r in a.run:
@@ -118,6 +125,6 @@ if __name__ == "__main__":
         else:
             runs.update({n: Path(r) for n in a.models.split(",")})
     for n in a.models.split(","):
-        m = manifest(n, runs[n])
+        m = manifest(n, runs[n], a.version)
         (MODELS_DIR / f"{n}.json").write_text(json.dumps(m, indent=1) + "\n")
         print(n, m["sha256"][:12], m["metrics"]["DWI+ADC"])
