@@ -96,7 +96,9 @@ export class RedisHandoff implements ResultHandoff {
         removeOnFail: false,
       },
     );
-    // Redis unreachable: fail the study job (retried later) instead of waiting forever.
+    // Redis unreachable: fail the study job (retried later) instead of waiting forever. The add may
+    // still land once Redis is back: at least once, as the module comment says.
+    add.catch(() => undefined); // its own failure is reported through the race below
     let timer: NodeJS.Timeout | undefined;
     const limit = this.opts.addTimeoutMs ?? 30_000;
     try {
