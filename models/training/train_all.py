@@ -224,17 +224,18 @@ def train_one(name: str, a, train: SliceData, val: SliceData, out: Path) -> Tupl
             if v > best:
                 best = v
                 best_state = {k: t.detach().clone() for k, t in model.state_dict().items()}
+    if budget:
+        if not hist or hist[-1]["iter"] != it:
+            # the last VAL point (fraction 1.0) was not reached inside the loop: validate the final weights
+            v = validate(model, name, val, subsets)
+            hist.append({"iter": it, "valDice": round(v, 4), "seconds": round(time.time() - t0)})
+            print(f"[{name}] VAL it {it} (end of budget): {v:.4f}", flush=True)
+            if v > best:
+                best = v
+                best_state = {k: t.detach().clone() for k, t in model.state_dict().items()}
+        total = it
     model.load_state_dict(best_state)
     model.eval()
-    if budget:
-        # the last VAL point (fraction 1.0) is never reached inside the loop: validate the final weights too
-        v = validate(model, name, val, subsets)
-        hist.append({"iter": it, "valDice": round(v, 4), "seconds": round(time.time() - t0)})
-        print(f"[{name}] VAL it {it} (end of budget): {v:.4f}", flush=True)
-        if v > best:
-            best = v
-            best_state = {k: t.detach().clone() for k, t in model.state_dict().items()}
-        total = it
     info = {"params": n_par, "iterations": total, "cropIterations": a.iters if not budget else None,
             "fullSliceIterations": a.full_iters if not budget else None, "minutes": a.minutes,
             "fullEvery": a.full_every,
