@@ -175,6 +175,17 @@ def train_one(name: str, a, train: SliceData, val: SliceData, out: Path) -> Tupl
         val_at = set(int(round(total * f)) for f in a.val_at)
     model.train()
     it = 0
+
+    def check(label: str = "") -> None:
+        """VAL score of the current weights at iteration `it`; keep them if they are the best so far."""
+        nonlocal best, best_state
+        v = validate(model, name, val, subsets)
+        hist.append({"iter": it, "valDice": round(v, 4), "seconds": round(time.time() - t0)})
+        print(f"[{name}] VAL it {it}{label}: {v:.4f}", flush=True)
+        if v > best:
+            best = v
+            best_state = {k: t.detach().clone() for k, t in model.state_dict().items()}
+
     while it < total:
         it += 1
         if budget:
@@ -218,21 +229,10 @@ def train_one(name: str, a, train: SliceData, val: SliceData, out: Path) -> Tupl
         else:
             do_val = it in val_at
         if do_val:
-            v = validate(model, name, val, subsets)
-            hist.append({"iter": it, "valDice": round(v, 4), "seconds": round(time.time() - t0)})
-            print(f"[{name}] VAL it {it}: {v:.4f}", flush=True)
-            if v > best:
-                best = v
-                best_state = {k: t.detach().clone() for k, t in model.state_dict().items()}
+            check()
     if budget:
         if not hist or hist[-1]["iter"] != it:
-            # the last VAL point (fraction 1.0) was not reached inside the loop: validate the final weights
-            v = validate(model, name, val, subsets)
-            hist.append({"iter": it, "valDice": round(v, 4), "seconds": round(time.time() - t0)})
-            print(f"[{name}] VAL it {it} (end of budget): {v:.4f}", flush=True)
-            if v > best:
-                best = v
-                best_state = {k: t.detach().clone() for k, t in model.state_dict().items()}
+            check(" (end of budget)")  # the last VAL point was not reached inside the loop: the final weights
         total = it
     model.load_state_dict(best_state)
     model.eval()
