@@ -15,11 +15,10 @@ import { readPart10, seq, str, num, NaturalDataset } from '../../src/dicom/dcmjs
 import { unpackBits } from '../../src/results/seg';
 import { placeBanner } from '../../src/results/sc/font';
 import { SYNTHETIC_BANNER } from '../../src/results';
-import { startOrthanc, OrthancHandle } from '../harness/orthanc';
-import { freePort } from '../harness/ports';
+import { OrthancHandle } from '../harness/orthanc';
 import { dciodvfy } from '../helpers/dciodvfy';
 import { loadCtPhantom, dwiMetrics, dice, processThroughOrthanc, writeCtPhantomSeries } from '../helpers/ct-phantom';
-import { startTestNode, TestNode } from '../helpers/node';
+import { startNodeWithOrthanc, TestNode } from '../helpers/node';
 import { newStudyContext } from '../helpers/series-writer';
 
 const SC_CLASS = '1.2.840.10008.5.1.4.1.1.7';
@@ -31,14 +30,7 @@ describe('CT-only study end to end: synthetic DWI SC series + SEG through the re
   let t: TestNode;
   let pacs: OrthancHandle;
   beforeAll(async () => {
-    const nodePort = await freePort();
-    pacs = await startOrthanc({ aet: 'ORTHANC', modalities: { NODE: ['STROKEAI', '127.0.0.1', nodePort] } });
-    t = await startTestNode({
-      dimse: { port: nodePort, allowAnyCaller: false, allowedPeers: [{ aeTitle: 'ORTHANC' }] },
-      destinations: [{ name: 'orthanc', type: 'dimse', host: '127.0.0.1', port: pacs.dicomPort, calledAeTitle: 'ORTHANC' }],
-      routes: [{ name: 'stroke', quietPeriodSeconds: 2, destinations: ['orthanc'] }],
-      inference: { modelsDir: path.resolve(__dirname, '../../models') },
-    });
+    ({ node: t, pacs } = await startNodeWithOrthanc());
   });
   afterAll(async () => {
     await t?.stop();

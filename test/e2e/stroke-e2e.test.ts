@@ -12,10 +12,9 @@ import { readPart10, seq, str, num, NaturalDataset } from '../../src/dicom/dcmjs
 import { unpackBits } from '../../src/results/seg';
 import { geHeadCt } from '../harness/data';
 import { storescu } from '../harness/dcmtk';
-import { startOrthanc, OrthancHandle } from '../harness/orthanc';
-import { freePort } from '../harness/ports';
+import { OrthancHandle } from '../harness/orthanc';
 import { dciodvfy } from '../helpers/dciodvfy';
-import { startTestNode, TestNode, waitFor } from '../helpers/node';
+import { startNodeWithOrthanc, TestNode, waitFor } from '../helpers/node';
 import { loadPhantom, phantomsRoot, writePhantomStudy, Phantom, PhantomStudy } from '../helpers/series-writer';
 
 const SEG_CLASS = '1.2.840.10008.5.1.4.1.1.66.4';
@@ -93,17 +92,9 @@ describe('stroke study end to end through the real Orthanc', () => {
   let work: string;
   beforeAll(async () => {
     work = fs.mkdtempSync(path.join(os.tmpdir(), 'stroke-e2e-'));
-    // The node's DICOM port is chosen first: Orthanc needs it as a modality, the node needs Orthanc's port as a destination.
-    const nodePort = await freePort();
-    pacs = await startOrthanc({ aet: 'ORTHANC', modalities: { NODE: ['STROKEAI', '127.0.0.1', nodePort] } });
-    t = await startTestNode({
-      dimse: { port: nodePort, allowAnyCaller: false, allowedPeers: [{ aeTitle: 'ORTHANC' }, { aeTitle: 'STORESCU' }] },
-      destinations: [{ name: 'orthanc', type: 'dimse', host: '127.0.0.1', port: pacs.dicomPort, calledAeTitle: 'ORTHANC' }],
-      // ctToDwi names a model this node does not have, so a CT-only study stays "not processed" here
-      // (the CT→DWI route has its own end-to-end test: ct2dwi-e2e.test.ts)
-      routes: [{ name: 'stroke', quietPeriodSeconds: 2, destinations: ['orthanc'], models: { ctToDwi: 'ct2dwi-not-installed' } }],
-      inference: { modelsDir: path.resolve(__dirname, '../../models') },
-    });
+    // ctToDwi names a model this node does not have, so a CT-only study stays "not processed" here
+    // (the CT→DWI route has its own end-to-end test: ct2dwi-e2e.test.ts)
+    ({ node: t, pacs } = await startNodeWithOrthanc({ extraPeers: ['STORESCU'], routeModels: { ctToDwi: 'ct2dwi-not-installed' } }));
   });
   afterAll(async () => {
     await t?.stop();

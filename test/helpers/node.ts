@@ -10,6 +10,7 @@ import { Config } from '../../src/config/schema';
 import { StrokeNode } from '../../src/node';
 import { buildNode } from '../../src/wiring';
 import { freePort } from '../harness/ports';
+import { OrthancHandle, startOrthanc } from '../harness/orthanc';
 
 process.env.STROKE_NODE_LOG_SILENT = process.env.STROKE_NODE_LOG_SILENT ?? '1';
 
@@ -51,6 +52,25 @@ export async function startTestNode(overrides: Record<string, unknown> = {}, dir
       if (!process.env.KEEP_HARNESS_DIRS && !dir) fs.rmSync(d, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * A node and a real Orthanc (AE ORTHANC) that know each other: Orthanc may send to the node (its
+ * modality NODE = STROKEAI at the node's DICOM port, which is chosen first), and Orthanc is the node's
+ * destination `orthanc` on route `stroke` (quiet period 2 s), with the committed models unless told.
+ */
+export async function startNodeWithOrthanc(
+  opts: { extraPeers?: string[]; overlaySc?: boolean; routeModels?: Record<string, string>; modelsDir?: string } = {},
+): Promise<{ node: TestNode; pacs: OrthancHandle }> {
+  const nodePort = await freePort();
+  const pacs = await startOrthanc({ aet: 'ORTHANC', modalities: { NODE: ['STROKEAI', '127.0.0.1', nodePort] } });
+  const node = await startTestNode({
+    dimse: { port: nodePort, allowAnyCaller: false, allowedPeers: ['ORTHANC', ...(opts.extraPeers ?? [])].map((aeTitle) => ({ aeTitle })) },
+    destinations: [{ name: 'orthanc', type: 'dimse', host: '127.0.0.1', port: pacs.dicomPort, calledAeTitle: 'ORTHANC', ...(opts.overlaySc ? { overlaySc: true } : {}) }],
+    routes: [{ name: 'stroke', quietPeriodSeconds: 2, destinations: ['orthanc'], ...(opts.routeModels ? { models: opts.routeModels } : {}) }],
+    inference: { modelsDir: opts.modelsDir ?? path.resolve(__dirname, '../../models') },
+  });
+  return { node, pacs };
 }
 
 /** Build a multipart/related STOW body from Part 10 buffers (or arbitrary parts). */

@@ -41,10 +41,9 @@ import {
   thumbnailTexts,
   type OhifServerHandle,
 } from '../harness/ohif';
-import { orthancAvailable, startOrthanc, type OrthancHandle } from '../harness/orthanc';
-import { freePort } from '../harness/ports';
+import { orthancAvailable, type OrthancHandle } from '../harness/orthanc';
 import { loadCtPhantom, processThroughOrthanc, writeCtPhantomSeries } from '../helpers/ct-phantom';
-import { startTestNode, waitFor, type TestNode } from '../helpers/node';
+import { startNodeWithOrthanc, waitFor, type TestNode } from '../helpers/node';
 import { newStudyContext } from '../helpers/series-writer';
 import { checkLabelmapPlacement, type ExpectedLesion } from './overlay-check';
 import { pixelCentreWorld } from './phantom';
@@ -152,14 +151,7 @@ async function openSeriesThumbnail(page: Page, text: string, sopUids: Set<string
   beforeAll(async () => {
     fs.mkdirSync(OUT, { recursive: true });
     const distDir = ensureOhifDist();
-    const nodePort = await freePort();
-    pacs = await startOrthanc({ aet: 'ORTHANC', modalities: { NODE: ['STROKEAI', '127.0.0.1', nodePort] } });
-    t = await startTestNode({
-      dimse: { port: nodePort, allowAnyCaller: false, allowedPeers: [{ aeTitle: 'ORTHANC' }] },
-      destinations: [{ name: 'orthanc', type: 'dimse', host: '127.0.0.1', port: pacs.dicomPort, calledAeTitle: 'ORTHANC' }],
-      routes: [{ name: 'stroke', quietPeriodSeconds: 2, destinations: ['orthanc'] }],
-      inference: { modelsDir: MODELS },
-    });
+    ({ node: t, pacs } = await startNodeWithOrthanc({ modelsDir: MODELS }));
     ohif = await startOhifServer({ orthancUrl: pacs.httpUrl, distDir });
     browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1400, height: 900 } });

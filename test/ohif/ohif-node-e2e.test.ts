@@ -13,9 +13,8 @@ import type { Browser, Page } from 'playwright-core';
 import { num, readPart10, seq, str, type NaturalDataset } from '../../src/dicom/dcmjs';
 import { unpackBits } from '../../src/results/seg';
 import { chromiumAvailable, ensureOhifDist, launchChromium, loadSegFromThumbnail, openStudy, showInstance, startOhifServer, thumbnailTexts, type OhifServerHandle } from '../harness/ohif';
-import { orthancAvailable, startOrthanc, type OrthancHandle } from '../harness/orthanc';
-import { freePort } from '../harness/ports';
-import { startTestNode, waitFor, type TestNode } from '../helpers/node';
+import { orthancAvailable, type OrthancHandle } from '../harness/orthanc';
+import { startNodeWithOrthanc, waitFor, type TestNode } from '../helpers/node';
 import { loadPhantom, newStudyContext, phantomsRoot, writePhantomStudy, type PhantomStudy } from '../helpers/series-writer';
 import { checkLabelmapPlacement, checkRenderedOverlay, lesionSlicesOf, type ExpectedLesion } from './overlay-check';
 import { pixelCentreWorld } from './phantom';
@@ -73,14 +72,7 @@ function dice(a: Uint8Array, b: Uint8Array): number {
   beforeAll(async () => {
     fs.mkdirSync(OUT, { recursive: true });
     const distDir = ensureOhifDist();
-    const nodePort = await freePort();
-    pacs = await startOrthanc({ aet: 'ORTHANC', modalities: { NODE: ['STROKEAI', '127.0.0.1', nodePort] } });
-    node = await startTestNode({
-      dimse: { port: nodePort, allowAnyCaller: false, allowedPeers: [{ aeTitle: 'ORTHANC' }] },
-      destinations: [{ name: 'orthanc', type: 'dimse', host: '127.0.0.1', port: pacs.dicomPort, calledAeTitle: 'ORTHANC', overlaySc: true }],
-      routes: [{ name: 'stroke', quietPeriodSeconds: 2, destinations: ['orthanc'] }],
-      inference: { modelsDir: MODELS },
-    });
+    ({ node, pacs } = await startNodeWithOrthanc({ overlaySc: true, modelsDir: MODELS }));
     ohif = await startOhifServer({ orthancUrl: pacs.httpUrl, distDir });
     browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
