@@ -66,16 +66,7 @@ export async function buildNode(config: Config): Promise<BuiltNode> {
   });
   // A worker-only process keeps its result folders while sender processes have not taken them all.
   const shared = node.sharedHandoff;
-  const keepResults =
-    shared && !node.roles.sender
-      ? async () => {
-          let timer: NodeJS.Timeout | undefined;
-          const c = await Promise.race([shared.counts(), new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), 5000)))]).finally(() => clearTimeout(timer));
-          if (!c) return 'the shared queue did not answer: cannot tell whether senders took the results';
-          const n = c.waiting + c.delayed + c.active + c.failed;
-          return n > 0 ? `${n} result hand-off(s) not yet taken by a sender` : undefined;
-        }
-      : undefined;
+  const keepResults = shared && !node.roles.sender ? () => shared.unsentReason() : undefined;
   const housekeeping = new Housekeeping({ node, registry, egress, keepResults });
   node.addService({ name: 'housekeeping', start: () => housekeeping.start(), stop: () => housekeeping.stop() });
   mountAdmin(node, { registry, egress, housekeeping, handoff: node.sharedHandoff });

@@ -10,6 +10,7 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import type { StrokeNode } from '../node';
+import { withTimeout } from '../util/timeout';
 import type { ModelRegistry } from '../models/registry';
 
 export interface CheckResult {
@@ -66,13 +67,7 @@ export async function readiness(node: StrokeNode, registry: ModelRegistry): Prom
   // A shared backend (Redis) that does not answer within 2 s counts as unreachable.
   let queue: CheckResult;
   try {
-    let timer: NodeJS.Timeout | undefined;
-    const c = await Promise.race([
-      node.queue.counts(),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`${node.queue.backend} queue did not answer within 2 s`)), 2000);
-      }),
-    ]).finally(() => clearTimeout(timer));
+    const c = await withTimeout(node.queue.counts(), 2000, `${node.queue.backend} queue did not answer within 2 s`);
     queue = { ok: true, detail: `${node.queue.backend}: ${c.ready} ready, ${c.running} running, ${c.collecting} collecting` };
   } catch (e) {
     queue = { ok: false, detail: (e as Error).message };

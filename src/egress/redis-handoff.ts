@@ -30,6 +30,7 @@ import * as path from 'path';
 import { Job, Queue, UnrecoverableError, Worker } from 'bullmq';
 import type { Config } from '../config/schema';
 import { log, ref } from '../util/log';
+import { withTimeout } from '../util/timeout';
 import type { EgressService } from './egress';
 import { UnknownDestinationError } from './egress';
 import type { HandoffMeta, ResultGroup, ResultHandoff } from './handoff';
@@ -98,17 +99,8 @@ export class RedisHandoff implements ResultHandoff {
     );
     // Redis unreachable: fail the study job (retried later) instead of waiting forever. The add may
     // still land once Redis is back: at least once, as the module comment says.
-    add.catch(() => undefined); // its own failure is reported through the race below
-    let timer: NodeJS.Timeout | undefined;
     const limit = this.opts.addTimeoutMs ?? 30_000;
-    try {
-      await Promise.race([
-        add,
-        new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`results not handed to the shared egress queue within ${limit / 1000} s (Redis unreachable?)`)), limit))),
-      ]);
-    } finally {
-      clearTimeout(timer);
-    }
+    await withTimeout(add, limit, `results not handed to the shared egress queue within ${limit / 1000} s (Redis unreachable?)`);
     log.info('egress: results handed to the shared queue', {
       event: 'egress.handed_off',
       handoff: jobId,
@@ -197,6 +189,17 @@ export class RedisHandoff implements ResultHandoff {
     return { waiting: c.waiting ?? 0, active: c.active ?? 0, delayed: c.delayed ?? 0, failed: c.failed ?? 0, completed: c.completed ?? 0 };
   }
 
+  /**
+   * A worker-only process: why its result folders must stay for now (hand-offs not yet taken by a
+   * sender, or Redis not answering), or undefined when they may go (housekeeping's retention).
+   */
+  async unsentReason(): Promise<string | undefined> {
+    const c = await withTimeout(this.counts(), 5000, 'timeout').catch(() => undefined);
+    if (!c) return 'the shared queue did not answer: cannot tell whether senders took the results';
+    const n = c.waiting + c.delayed + c.active + c.failed;
+    return n > 0 ? `${n} result hand-off(s) not yet taken by a sender` : undefined;
+  }
+
   /** Operator: retry every failed hand-off (after fixing the sender's configuration or storage). */
   async retryFailed(): Promise<number> {
     const failed = await this.q().getFailed(0, 999);
@@ -210,9 +213,7 @@ export class RedisHandoff implements ResultHandoff {
       await this.worker?.close();
       await this.queue?.close();
     };
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([graceful().catch(() => undefined), new Promise((r) => (timer = setTimeout(r, 5000)))]);
-    clearTimeout(timer);
+    await withTimeout(graceful(), 5000, 'close timed out').catch(() => undefined);
   }
 }
 

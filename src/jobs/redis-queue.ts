@@ -38,6 +38,7 @@ import type { Db } from '../store/db';
 import type { ArrivalHint } from '../store/instances';
 import type { StoredInstance } from '../types';
 import { log } from '../util/log';
+import { withTimeout } from '../util/timeout';
 import { JobQueue, JobState, offPeakDelayMs, Priority, QueueStartContext, REQUIRED_SERIES_SETTLE_MS, StabilityRule, StudyJob } from './queue';
 
 const STATES: JobState[] = ['collecting', 'ready', 'running', 'done', 'not_processed', 'failed', 'dead'];
@@ -572,9 +573,7 @@ export class RedisQueue implements JobQueue {
     };
     // With Redis unreachable, closing would wait for it forever: give up after 5 s (a job held by
     // this process is then handed on by BullMQ's stalled check when its lease runs out).
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([graceful().catch(() => undefined), new Promise((r) => (timer = setTimeout(r, 5000)))]);
-    clearTimeout(timer);
+    await withTimeout(graceful(), 5000, 'close timed out').catch(() => undefined);
     this.redis.disconnect();
   }
 }
