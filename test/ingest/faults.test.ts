@@ -13,6 +13,7 @@ import { geHeadCt } from '../harness/data';
 import { dcmtkEnv, echoscu, storescu } from '../harness/dcmtk';
 import { freePort, waitForPort, sleep } from '../harness/ports';
 import { startTestNode, stowBody, waitFor } from '../helpers/node';
+import { slowLink } from '../helpers/slow-link';
 
 const PYDICOM_FILES = '/usr/lib/python3/dist-packages/pydicom/data/test_files';
 
@@ -26,6 +27,20 @@ function bigInstance(dir: string): string {
   const f = path.join(dir, 'big.dcm');
   fs.writeFileSync(f, writePart10(ds));
   return f;
+}
+
+/** Size of the largest file in a folder (0 when the folder is empty or not there yet). */
+function largestFile(dir: string): number {
+  if (!fs.existsSync(dir)) return 0;
+  let max = 0;
+  for (const f of fs.readdirSync(dir)) {
+    try {
+      max = Math.max(max, fs.statSync(path.join(dir, f)).size);
+    } catch {
+      // renamed into the store between readdir and stat
+    }
+  }
+  return max;
 }
 
 describe('malformed input', () => {
@@ -85,23 +100,22 @@ describe('interrupted transfers', () => {
     const t = await startTestNode();
     const tmp = path.join(t.dir, 'tmp');
     try {
-      // The 32 MB instance can arrive in ~0.1 s on an idle machine: kill the sender as soon as the node starts
-      // writing (polled every 2 ms). An attempt in which the whole instance had already reached the node tests
-      // nothing (it is stored, rightly): try again, up to 5 times.
-      let caught = 0;
-      for (let attempt = 0; attempt < 5 && !caught; attempt++) {
+      // Through a 4 MB/s link the 32 MB instance takes ~8 s: kill the sender once the node has written 1 MB of it.
+      const link = await slowLink(t.dimsePort, 4_000_000);
+      try {
         const before = t.node.store.count();
-        const child = spawn('storescu', ['-aec', 'STROKEAI', '127.0.0.1', String(t.dimsePort), big], { env: dcmtkEnv() });
+        const child = spawn('storescu', ['-aec', 'STROKEAI', '127.0.0.1', String(link.port), big], { env: dcmtkEnv() });
         const exited = new Promise((r) => child.once('exit', r));
-        const end = Date.now() + 20000;
-        while (fs.readdirSync(tmp).length === 0 && child.exitCode === null && Date.now() < end) await new Promise((r) => setTimeout(r, 2));
+        await waitFor(() => child.exitCode !== null || largestFile(tmp) > 1_000_000, 30000, 'the big instance to be streaming');
+        expect(child.exitCode).toBeNull(); // still sending: the kill below lands mid-instance
         child.kill('SIGKILL');
         await exited;
         await waitFor(() => fs.readdirSync(tmp).length === 0, 10000, 'partial file to be removed');
-        await new Promise((r) => setTimeout(r, 200));
-        if (t.node.store.count() === before) caught = attempt + 1;
+        await sleep(200);
+        expect(t.node.store.count()).toBe(before); // no index row for the aborted instance
+      } finally {
+        await link.close();
       }
-      expect(caught).toBeGreaterThan(0); // aborted mid-instance: no file left in tmp/, no index row
       expect(fs.readdirSync(tmp)).toHaveLength(0);
       const r = await storescu('127.0.0.1', t.dimsePort, [geHeadCt()[0]], { calledAet: 'STROKEAI' });
       expect(r.files[0].outcome).toBe('success');
@@ -127,18 +141,14 @@ describe('interrupted transfers', () => {
     try {
       await waitForPort(dimsePort, { timeoutMs: 30000 });
       // CT slices then the big instance: kill the node while the big one is streaming
+      // through a 4 MB/s link, so that the big instance is still streaming (~8 s) when the node is killed
+      const link = await slowLink(dimsePort, 4_000_000);
       const files = [...geHeadCt().slice(0, 12), big];
-      const sending = storescu('127.0.0.1', dimsePort, files, { calledAet: 'STROKEAI' });
-      await waitFor(
-        () => {
-          const tmp = path.join(dir, 'store', 'tmp');
-          return fs.existsSync(tmp) && fs.readdirSync(tmp).some((f) => fs.statSync(path.join(tmp, f)).size > 1_000_000);
-        },
-        30000,
-        'big transfer to be under way',
-      );
+      const sending = storescu('127.0.0.1', link.port, files, { calledAet: 'STROKEAI' });
+      await waitFor(() => largestFile(path.join(dir, 'store', 'tmp')) > 1_000_000, 60000, 'big transfer to be under way');
       node.kill('SIGKILL');
       const sent = await sending;
+      await link.close();
       const acked = sent.files.filter((f) => f.outcome === 'success').map((f) => f.file);
       expect(acked.length).toBeGreaterThan(0);
       expect(acked).not.toContain(big);
