@@ -221,11 +221,16 @@ describe('several receivers and workers on one Redis', () => {
     // Only w1 takes jobs until it is caught running one.
     await admin(nodes.w2, 'pause');
     let victim: StudyJob | undefined;
-    for (let tries = 0; tries < 5 && !victim; tries++) {
+    for (let tries = 0; tries < 10 && !victim; tries++) {
       const s = strokeStudy();
       await stowTo(nodes.r1, s.files);
       const uid = s.study.studyInstanceUid;
-      await waitFor(async () => (await jobsOf(uid)).some((j) => j.state === 'running' || j.state === 'done'), 30_000, 'job taken by w1');
+      // polled back to back (a Redis round trip each), not every 100 ms: with the tiny test models a fast
+      // machine can run the whole job between two 100 ms polls
+      const end = Date.now() + 30_000;
+      while (!(await jobsOf(uid)).some((j) => j.state === 'running' || j.state === 'done')) {
+        if (Date.now() > end) throw new Error('timed out waiting for the job to be taken by w1');
+      }
       process.kill(nodes.w1.proc.pid, 'SIGSTOP'); // freeze it where it is, then look
       const [j] = await jobsOf(uid);
       if (j.state === 'running' && j.worker === 'w1') victim = j;
