@@ -120,13 +120,14 @@ def main():
     ap.add_argument("--test", required=True, help="test npz from phantoms.build_split('test', ..., keep_acq=True)")
     ap.add_argument("--models", default="unet2d-baseline,dual-encoder,shaspec-missing")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--suffix", default="", help="write <name>.test<suffix>.json (e.g. -r1: another TEST set)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     for name in a.models.split(","):
         info = json.loads((Path(a.run) / f"{name}.train.json").read_text())
         m = nets.build(name, info["args"]["scale"])
         m.load_state_dict(torch.load(Path(a.run) / f"{name}.pt"))
-        evaluate_file(name, m, a.test, Path(a.run) / f"{name}.test.json")
+        evaluate_file(name, m, a.test, Path(a.run) / f"{name}.test{a.suffix}.json")
 
 
 if __name__ == "__main__":

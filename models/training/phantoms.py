@@ -160,9 +160,62 @@ class StudyParams:
     mimic_subject: Optional[str] = None
     mimic_t2_increase: float = 0.0
     mimic_adc_increase: float = 0.0
+    # realism 2 (lesion models 0.3.0; drawn from their own stream so that realism-1 studies, the committed
+    # fixtures and every CT phantom stay as they were): what a real healthy volunteer showed that realism 1 lacked
+    realism: int = 1
+    kurt_gm: float = 0.0  # diffusion kurtosis: S = S0 exp(-bD + (bD)^2 K / 6); apparent ADC falls with b
+    kurt_wm: float = 0.0
+    kurt_lesion_factor: float = 1.0
+    coil_strength: float = 0.0  # multi-channel head coil: brighter towards the surface, × exp(c (r^2 - 0.5))
+    coil_dir: List[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])  # and brighter on one side
+    coil_dir_strength: float = 0.0
+    pileups: List[List[float]] = field(default_factory=list)  # EPI susceptibility pile-up: [x, y, z RAS mm, sigma mm, gain]
 
 
-def draw_params(split: str, seed: int, subjects: List[str], matrix_choices=(128, 144, 160, 192, 224)) -> StudyParams:
+def draw_params(split: str, seed: int, subjects: List[str], matrix_choices=(128, 144, 160, 192, 224),
+                realism: int = 1) -> StudyParams:
+    p = _draw_params_r1(split, seed, subjects, matrix_choices)
+    if realism >= 2:
+        _add_realism2(p, split, seed)
+    return p
+
+
+# Where EPI susceptibility pile-up sits in a real head (RAS mm, Colin27/MNI): temporal poles and the inferior temporal
+# lobes next to the mastoid air, orbitofrontal cortex over the frontal sinus, the pons/cerebellum near the skull base.
+PILEUP_SITES = [(-38, 12, -32), (38, 12, -32), (-45, -10, -28), (45, -10, -28), (-12, 40, -20), (12, 40, -20),
+                (0, 50, -12), (0, -30, -40), (-30, -60, -40), (30, -60, -40)]
+
+
+def _add_realism2(p: StudyParams, split: str, seed: int) -> None:
+    """Realism-2 draws (own stream [seed, 19, split]): high b, coarse EPI matrices, kurtosis, strong receive-coil
+    profile, susceptibility pile-up. Each came from the real Siemens XA30 volunteer (b = 2500, 72 x 72 @ 3 mm),
+    on which the realism-1 models called 29-126 mL of healthy brain "lesion"."""
+    r = np.random.default_rng([seed, 19, {"train": 1, "val": 2, "test": 3}[split]])
+    p.realism = 2
+    if r.random() < 0.2:
+        p.b_value = float(r.choice([2500, 3000]))
+    if r.random() < 0.3:  # coarse EPI matrix (72-112 over 220-256 mm: 2-3.5 mm pixels)
+        m = int(r.choice([72, 80, 96, 112]))
+        fov = float(r.uniform(220, 256))
+        p.rows = p.columns = m
+        p.pixel_spacing = float(min(3.5, fov / m))
+    p.kurt_gm = float(r.uniform(0.4, 0.8))
+    p.kurt_wm = float(r.uniform(0.5, 1.0))
+    p.kurt_lesion_factor = float(r.uniform(1.1, 1.5))  # acute lesions: higher kurtosis
+    if r.random() < 0.7:
+        p.coil_strength = float(r.uniform(0.2, 1.3))
+        a = float(r.uniform(0, 2 * np.pi))
+        # mostly posterior (the patient lies on the coil's posterior elements), any direction possible
+        v = np.array([np.cos(a) * 0.5, -abs(np.sin(a)) if r.random() < 0.7 else abs(np.sin(a)), float(r.normal(0, 0.3))])
+        p.coil_dir = [float(x) for x in v / np.linalg.norm(v)]
+        p.coil_dir_strength = float(r.uniform(0, 0.6))
+    n = int(r.choice([0, 0, 1, 2, 3, 4, 6]))
+    for _ in range(n):
+        c = np.array(PILEUP_SITES[int(r.integers(len(PILEUP_SITES)))], float) + r.normal(0, 6, 3)
+        p.pileups.append([float(c[0]), float(c[1]), float(c[2]), float(r.uniform(4, 10)), float(r.uniform(0.4, 2.0))])
+
+
+def _draw_params_r1(split: str, seed: int, subjects: List[str], matrix_choices=(128, 144, 160, 192, 224)) -> StudyParams:
     rng = np.random.default_rng([seed, {"train": 1, "val": 2, "test": 3}[split]])
     subject = None if rng.random() < NO_LESION_FRACTION else subjects[int(rng.integers(len(subjects)))]
     u = rng.random()
@@ -233,10 +286,10 @@ class Study:
 
 
 def generate_study(split: str, seed: int, subjects: Optional[List[str]] = None, matrix_choices=(128, 144, 160, 192, 224),
-                   force_subject: Optional[str] = "unset") -> Study:
+                   force_subject: Optional[str] = "unset", realism: int = 1) -> Study:
     if subjects is None:
         subjects = load_splits()[split]
-    p = draw_params(split, seed, subjects, matrix_choices)
+    p = draw_params(split, seed, subjects, matrix_choices, realism)
     if force_subject != "unset":
         p.subject = force_subject
     rng = np.random.default_rng([seed, 7, {"train": 1, "val": 2, "test": 3}[split]])
@@ -258,6 +311,7 @@ def generate_study(split: str, seed: int, subjects: Optional[List[str]] = None, 
     A = _rotation(p.rotation_deg) @ np.diag(p.scale)
     c_ras = np.array([0.0, -18.0, 8.0])
     acc = np.zeros((6, S, R, C), np.float32)  # gm, wm, csf, scalp, lesion, mimic
+    pile = np.zeros((S, R, C), np.float32)  # susceptibility pile-up gain (anatomy space: it moves with the head)
     for off in sub_off:
         pts = base.copy()
         pts[..., 2] += off
@@ -275,7 +329,11 @@ def generate_study(split: str, seed: int, subjects: Optional[List[str]] = None, 
             acc[4] += lv
         if mim is not None:
             acc[5] += ndimage.map_coordinates(mim, vox, order=1, mode="constant", cval=0).reshape(S, R, C)
+        for x0, y0, z0, sg, gain in p.pileups:
+            d2 = ((q - np.array([x0, y0, z0], np.float32)) ** 2).sum(-1)
+            pile += gain * np.exp(-d2 / (2 * sg * sg)).astype(np.float32)
     acc /= nsub
+    pile /= nsub
     gm, wm, csf, scalp, lf, mf = acc
     parench = gm + wm
     lf = np.clip(lf, 0, 1)
@@ -288,16 +346,17 @@ def generate_study(split: str, seed: int, subjects: Optional[List[str]] = None, 
     red = np.clip(p.lesion_adc_reduction * het, 0.2, 0.7)
     shine = 1 + p.lesion_t2_shine * het
 
-    def sig(s0, adc_v):
-        return s0, s0 * np.exp(-b * adc_v)
+    def sig(s0, adc_v, k=0.0):
+        bd = b * adc_v
+        return s0, s0 * np.exp(-bd + bd * bd * k / 6.0)  # k = 0 (realism 1): mono-exponential
 
     s0_par = np.zeros_like(gm)
     sb_par = np.zeros_like(gm)
-    for frac, s0t, adct in ((gm, p.s0_gm, p.adc_gm), (wm, p.s0_wm, p.adc_wm)):
+    for frac, s0t, adct, kt in ((gm, p.s0_gm, p.adc_gm, p.kurt_gm), (wm, p.s0_wm, p.adc_wm, p.kurt_wm)):
         a_n = adct * var
-        s0n, sbn = sig(s0t, a_n)
-        s0l, sbl = sig(s0t * shine, a_n * (1 - red))
-        s0m, sbm = sig(s0t * (1 + p.mimic_t2_increase), a_n * (1 + p.mimic_adc_increase))
+        s0n, sbn = sig(s0t, a_n, kt)
+        s0l, sbl = sig(s0t * shine, a_n * (1 - red), kt * p.kurt_lesion_factor)
+        s0m, sbm = sig(s0t * (1 + p.mimic_t2_increase), a_n * (1 + p.mimic_adc_increase), kt * 0.8)
         s0_par += frac * ((1 - lf - mf) * s0n + lf * s0l + mf * s0m)
         sb_par += frac * ((1 - lf - mf) * sbn + lf * sbl + mf * sbm)
     s0c, sbc = sig(p.s0_csf, p.adc_csf * var)
@@ -307,6 +366,12 @@ def generate_study(split: str, seed: int, subjects: Optional[List[str]] = None, 
 
     # coil bias (same on both images), Rician noise
     bias = np.exp(p.bias_strength * _smooth_field(rng, base, 3, (150, 400))).astype(np.float32)
+    if p.coil_strength > 0 or p.coil_dir_strength > 0:
+        rel = (base - np.array([0.0, 18.0, 8.0], np.float32)) / 80.0  # from the head centre (LPS), head radii
+        r2 = np.minimum((rel ** 2).sum(-1), 2.0)
+        bias *= np.exp(p.coil_strength * (r2 - 0.5) + p.coil_dir_strength * (rel @ np.array(p.coil_dir, np.float32))).astype(np.float32)
+    if p.pileups:
+        bias *= 1 + pile  # same readout for b0 and DWI: bright on both, ADC about normal
     S0 *= bias
     SB *= bias
     sigma = p.s0_wm / p.snr_b0
@@ -398,16 +463,16 @@ def six_channels(x2: np.ndarray) -> np.ndarray:
 # Dataset build: one npz per split with model-grid slices; test studies also keep the acquisition grid
 # ----------------------------------------------------------------------------------------------------------
 def build_split(split: str, n_studies: int, out_dir: Path, seed0: int = 0, keep_acq: bool = False,
-                matrix_choices=(128, 144, 160, 192, 224)) -> Path:
+                matrix_choices=(128, 144, 160, 192, 224), realism: int = 1) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
-    f = out_dir / f"{split}_{n_studies}_{seed0}.npz"
+    f = out_dir / (f"{split}_{n_studies}_{seed0}.npz" if realism == 1 else f"{split}_{n_studies}_{seed0}_r{realism}.npz")
     if f.exists():
         return f
     subjects = load_splits()[split]
     xs, ys, sid, metas, acq = [], [], [], [], {}
     t0 = time.time()
     for i in range(n_studies):
-        st = generate_study(split, seed0 + i, subjects, matrix_choices)
+        st = generate_study(split, seed0 + i, subjects, matrix_choices, realism=realism)
         x2, y = model_inputs(st)
         xs.append(x2.astype(np.float16))
         ys.append(y)
@@ -770,6 +835,7 @@ def main():
     ap.add_argument("--build", nargs=2, metavar=("SPLIT", "N"), help="build model-grid slices for N studies")
     ap.add_argument("--seed0", type=int, default=0)
     ap.add_argument("--matrix", default="128,144,160,192,224", help="acquisition matrix choices")
+    ap.add_argument("--realism", type=int, default=1, help="phantom realism (2: lesion models 0.3.0, see README)")
     ap.add_argument("--out", default=str(CACHE))
     ap.add_argument("--ct-build", nargs=2, metavar=("SPLIT", "N"), help="build paired CT/DWI model-grid slices")
     ap.add_argument("--ct-preview", type=int, default=None, help="write a preview npz of one test CT study (seed)")
@@ -787,10 +853,10 @@ def main():
         print({k: len(v) for k, v in sp.items()})
     if a.build:
         print(build_split(a.build[0], int(a.build[1]), Path(a.out), a.seed0, keep_acq=a.build[0] == "test",
-                          matrix_choices=tuple(int(x) for x in a.matrix.split(","))))
+                          matrix_choices=tuple(int(x) for x in a.matrix.split(",")), realism=a.realism))
     if a.preview is not None:
         t0 = time.time()
-        st = generate_study("test", a.preview)
+        st = generate_study("test", a.preview, realism=a.realism)
         print("generated in", round(time.time() - t0, 2), "s", asdict(st.params))
         print("mask voxels", st.mask.sum(), "slices", st.mask.shape)
         np.savez_compressed(CACHE / f"preview_{a.preview}.npz", dwi=st.dwi, adc=st.adc, b0=st.b0, mask=st.mask)

@@ -150,6 +150,8 @@ def train_one(name: str, a, train: SliceData, val: SliceData, out: Path) -> Tupl
     torch.manual_seed(a.seed)
     rng = np.random.default_rng(a.seed)
     model = nets.build(name, a.scale)
+    if a.init:  # fine-tune: same network, weights of an earlier run
+        model.load_state_dict(torch.load(Path(a.init) / f"{name}.pt"))
     n_par = nets.n_params(model)
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=1e-4)
     subsets = [(1.0, 1.0), (1.0, 0.0), (0.0, 1.0)] if name == "shaspec-missing" else [(1.0, 1.0)]
@@ -238,7 +240,7 @@ def train_one(name: str, a, train: SliceData, val: SliceData, out: Path) -> Tupl
     model.eval()
     info = {"params": n_par, "iterations": total, "cropIterations": a.iters if not budget else None,
             "fullSliceIterations": a.full_iters if not budget else None, "minutes": a.minutes,
-            "fullEvery": a.full_every,
+            "fullEvery": a.full_every, "init": a.init, "realism": a.realism,
             "batch": a.batch, "lr": a.lr, "valHistory": hist, "bestValDice": round(best, 4),
             "valCriterion": ("mean per-study Dice on the model grid, averaged over DWI+ADC / DWI only / ADC only"
                              if name == "shaspec-missing" else "mean per-study Dice on the model grid, DWI+ADC"),
@@ -293,6 +295,8 @@ def main():
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--export-to", default=None, help="also copy the ONNX files here (e.g. models)")
     ap.add_argument("--no-eval", action="store_true")
+    ap.add_argument("--realism", type=int, default=1, help="phantom realism of the data (phantoms.py; 2 for 0.3.0)")
+    ap.add_argument("--init", default=None, help="start from these weights (a run's <out>/ folder holding <name>.pt)")
     ap.add_argument("--minutes", type=float, default=None,
                     help="train for this wall time instead of --iters/--full-iters (schedule by elapsed fraction; "
                          "whole slices only through --full-every)")
@@ -305,9 +309,10 @@ def main():
     # chunks of at most 200 studies (built in parallel with `phantoms.py --build train 200 --seed0 …`);
     # a study is a pure function of (split, seed), so the chunking does not change the data
     chunk = 200 if a.train_studies > 300 else (a.train_studies + 1) // 2
-    tr_files = [str(phantoms.build_split("train", min(chunk, a.train_studies - s0), data, s0, matrix_choices=(128, 144, 160, 192)))
+    tr_files = [str(phantoms.build_split("train", min(chunk, a.train_studies - s0), data, s0, matrix_choices=(128, 144, 160, 192),
+                                              realism=a.realism))
                 for s0 in range(0, a.train_studies, chunk)]
-    va_file = str(phantoms.build_split("val", a.val_studies, data, 0, matrix_choices=(128, 144, 160, 192)))
+    va_file = str(phantoms.build_split("val", a.val_studies, data, 0, matrix_choices=(128, 144, 160, 192), realism=a.realism))
     train = SliceData(tr_files)
     val = SliceData([va_file], a.val_max_studies)
     print(f"train slices {len(train.y)} (brain {len(train.brain_idx)}, lesion {len(train.lesion_idx)}); "
@@ -326,7 +331,7 @@ def main():
             Path(a.export_to, f"{name}.onnx").write_bytes(onnx_path.read_bytes())
         if not a.no_eval:
             import evaluate
-            te_file = phantoms.build_split("test", a.test_studies, data, 0, keep_acq=True)
+            te_file = phantoms.build_split("test", a.test_studies, data, 0, keep_acq=True, realism=a.realism)
             evaluate.evaluate_file(name, model, str(te_file), out / f"{name}.test.json")
 
 

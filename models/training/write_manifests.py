@@ -25,7 +25,17 @@ DESCRIPTIONS = {
 }
 
 
-def manifest(name: str, run: Path, version: str = VERSION) -> dict:
+def real_check(name: str, real: Path | None) -> dict:
+    """metrics.realHealthyVolunteer from eval_real.ts: the volume marked on a real scan with no lesion."""
+    if real is None:
+        return {}
+    r = json.loads(real.read_text())
+    mine = {x["input"]: x["markedMl"] for x in r["results"] if x["model"] == name}
+    return {"realHealthyVolunteer": {"data": r["data"], "markedMl": mine,
+                                     "note": "no lesion: every marked mL is a false positive (models/training/eval_real.ts)"}}
+
+
+def manifest(name: str, run: Path, version: str = VERSION, real: Path | None = None) -> dict:
     tr = json.loads((run / f"{name}.train.json").read_text())
     te = json.loads((run / f"{name}.test.json").read_text())
     onnx = MODELS_DIR / f"{name}.onnx"
@@ -79,8 +89,13 @@ def manifest(name: str, run: Path, version: str = VERSION) -> dict:
             "data": ("SYNTHETIC phantoms only (models/training/phantoms.py): Colin27 anatomy (mricron-data) with real acute "
                      "lesion maps of the Stroke Outcome Optimization Project (OpenNeuro ds004889, BSD-2 via "
                      "neurolabusc/StrokeOutcomeOptimizationProjectDemo); DWI/ADC physics, Rician noise, bias, pose, "
-                     "2-6 mm slices. Not trained on any patient DWI: not for clinical use."),
+                     "2-6 mm slices"
+                     + ("; realism 2: b up to 3000 with diffusion kurtosis, coarse 72-112 EPI matrices, multi-channel "
+                        "receive-coil profile, susceptibility pile-up" if a.get("realism", 1) >= 2 else "")
+                     + ". Not trained on any patient DWI: not for clinical use."),
             "splits": "by subject, models/training/splits.json (sha256 of subject id: 70% train / 15% val / 15% test)",
+            **({"phantomRealism": a["realism"]} if a.get("realism", 1) != 1 else {}),
+            **({"fineTunedFrom": a["init"]} if a.get("init") else {}),
             "trainStudies": a["train_studies"], "trainSlices": tr["trainData"]["slices"],
             "valStudiesForSelection": a["val_max_studies"],
             "iterations": tr["iterations"], "cropIterations": tr["cropIterations"],
@@ -99,12 +114,15 @@ def manifest(name: str, run: Path, version: str = VERSION) -> dict:
             "data": (f"{te['studies']} held-out TEST-split phantom studies ({te['testFile']}: seeds 0-{te['studies'] - 1}), "
                      "per 3D study on the acquisition grid; ISLES 2022 metrics; a missing modality = zero channels"),
             **te["metrics"],
+            **real_check(name, real),
         },
         "reproduce": (f"/usr/bin/python3 models/training/train_all.py --out models/training/out/{run.name} --models {name} "
                       + (f"--train-studies {a['train_studies']} --val-studies {a['val_studies']} --minutes {a['minutes']} "
                          if a.get("minutes") else f"--iters {a['iters']} --full-iters {a['full_iters']} ")
                       + f"--full-every {a.get('full_every', 0)} "
-                      f"--val-at {','.join(str(v) for v in a['val_at'])} --scale {a['scale']} --seed {a['seed']} "
+                      + (f"--realism {a['realism']} " if a.get("realism", 1) != 1 else "")
+                      + (f"--init models/training/{a['init']} --lr {a['lr']} " if a.get("init") else "")
+                      + f"--val-at {','.join(str(v) for v in a['val_at'])} --scale {a['scale']} --seed {a['seed']} "
                       f"--export-to models && /usr/bin/python3 models/training/write_manifests.py "
                       f"--run {name}=models/training/out/{run.name}"),
     }
@@ -116,6 +134,7 @@ if __name__ == "__main__":
                     help="a run dir for all models, or name=dir pairs (the run each model was selected from)")
     ap.add_argument("--models", default="unet2d-baseline,dual-encoder,shaspec-missing")
     ap.add_argument("--version", default=VERSION, help="model version written to the manifest (and to every result's provenance)")
+    ap.add_argument("--real", default=None, help="eval_real.ts output (metrics.realHealthyVolunteer)")
     a = ap.parse_args()
     runs = {}
     for r in a.run:
@@ -125,6 +144,6 @@ if __name__ == "__main__":
         else:
             runs.update({n: Path(r) for n in a.models.split(",")})
     for n in a.models.split(","):
-        m = manifest(n, runs[n], a.version)
+        m = manifest(n, runs[n], a.version, Path(a.real) if a.real else None)
         (MODELS_DIR / f"{n}.json").write_text(json.dumps(m, indent=1) + "\n")
         print(n, m["sha256"][:12], m["metrics"]["DWI+ADC"])
