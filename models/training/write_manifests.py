@@ -124,7 +124,8 @@ def manifest(name: str, run: Path, version: str = VERSION, real: Path | None = N
                       + (f"--init models/training/{a['init']} --lr {a['lr']} " if a.get("init") else "")
                       + f"--val-at {','.join(str(v) for v in a['val_at'])} --scale {a['scale']} --seed {a['seed']} "
                       f"--export-to models && /usr/bin/python3 models/training/write_manifests.py "
-                      f"--run {name}=models/training/out/{run.name}"),
+                      f"--run {name}=models/training/out/{run.name} --version {version}"
+                      + (f" --real models/training/out/{run.name}/{real.name}" if real else "")),
     }
 
 
