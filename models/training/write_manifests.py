@@ -106,8 +106,10 @@ def manifest(name: str, run: Path, version: str = VERSION, real: Path | None = N
             "widthScale": a["scale"], "params": tr["params"], "seed": a["seed"],
             "selection": tr["valCriterion"], "valHistory": tr["valHistory"], "trainSeconds": tr["trainSeconds"],
             **({"minutes": tr["minutes"]} if tr.get("minutes") else {}),
-            "hardware": ("CPU (Debian torch 1.13, 1 thread, shared 2-core machine"
-                         + (", the three models trained at the same time)" if tr.get("minutes") else ")")),
+            "hardware": (f"CPU (Debian torch 1.13, {a.get('threads', 1)} thread{'s' if a.get('threads', 1) > 1 else ''}, "
+                         "shared 2-core machine"
+                         + (", the three models trained at the same time)" if tr.get("minutes") and len(a["models"].split(",")) == 1
+                            and a.get("threads", 1) == 1 else ")")),
         },
         "metrics": {
             "split": "test",
@@ -122,6 +124,7 @@ def manifest(name: str, run: Path, version: str = VERSION, real: Path | None = N
                       + f"--full-every {a.get('full_every', 0)} "
                       + (f"--realism {a['realism']} " if a.get("realism", 1) != 1 else "")
                       + (f"--init models/training/{a['init']} --lr {a['lr']} " if a.get("init") else "")
+                      + (f"--threads {a['threads']} " if a.get("threads", 1) != 1 else "")
                       + f"--val-at {','.join(str(v) for v in a['val_at'])} --scale {a['scale']} --seed {a['seed']} "
                       f"--export-to models && /usr/bin/python3 models/training/write_manifests.py "
                       f"--run {name}=models/training/out/{run.name} --version {version}"
