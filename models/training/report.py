@@ -32,8 +32,11 @@ def compare(old_run: Path, new_run: Path, old_real: Path, new_real: Path) -> Non
         out = {}
         for f in sorted(run.glob("*.test*.json")):
             te = json.loads(f.read_text())
-            out[(te["model"] if "model" in te else f.name.split(".")[0], "r2" if "_r2" in te["testFile"] else "r1")] = te["metrics"]
+            out[(te["model"], "r2" if "_r2" in te["testFile"] else "r1")] = te["metrics"]
         return out
+
+    def fp(t: dict) -> str:
+        return f"{round(t['noLesionFalsePositiveRate'] * t['noLesionStudies'])}/{t['noLesionStudies']}"
 
     def real(p: Path) -> dict:
         return {(r["model"], r["input"]): r["markedMl"] for r in json.loads(p.read_text())["results"]}
@@ -44,7 +47,6 @@ def compare(old_run: Path, new_run: Path, old_real: Path, new_real: Path) -> Non
     for n in NAMES:
         for sub in (["DWI+ADC", "DWI only", "ADC only"] if n == "shaspec-missing" else ["DWI+ADC"]):
             a1, b1, a2, b2 = so[(n, "r1")][sub], sn[(n, "r1")][sub], so[(n, "r2")][sub], sn[(n, "r2")][sub]
-            fp = lambda t: f"{round(t['noLesionFalsePositiveRate'] * t['noLesionStudies'])}/{t['noLesionStudies']}"
             vol = (f"{ro[(n, 'scanner TRACEW + ADC')]:.1f} → {rn[(n, 'scanner TRACEW + ADC')]:.1f}" if sub == "DWI+ADC" else "")
             print(f"| `{n}` | {sub} | {a1['dice']:.3f} → {b1['dice']:.3f} | {a2['dice']:.3f} → {b2['dice']:.3f} | "
                   f"{a2['lesionF1']:.3f} → {b2['lesionF1']:.3f} | {fp(a2)} → {fp(b2)} | {vol} |")

@@ -140,8 +140,7 @@ describe('interrupted transfers', () => {
     let node = startNode();
     try {
       await waitForPort(dimsePort, { timeoutMs: 30000 });
-      // CT slices then the big instance: kill the node while the big one is streaming
-      // through a 4 MB/s link, so that the big instance is still streaming (~8 s) when the node is killed
+      // CT slices then the big instance, through a 4 MB/s link: the big one is still streaming (~8 s) when the node is killed
       const link = await slowLink(dimsePort, 4_000_000);
       const files = [...geHeadCt().slice(0, 12), big];
       const sending = storescu('127.0.0.1', link.port, files, { calledAet: 'STROKEAI' });

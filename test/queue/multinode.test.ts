@@ -227,10 +227,7 @@ describe('several receivers and workers on one Redis', () => {
       const uid = s.study.studyInstanceUid;
       // polled back to back (a Redis round trip each), not every 100 ms: with the tiny test models a fast
       // machine can run the whole job between two 100 ms polls
-      const end = Date.now() + 30_000;
-      while (!(await jobsOf(uid)).some((j) => j.state === 'running' || j.state === 'done')) {
-        if (Date.now() > end) throw new Error('timed out waiting for the job to be taken by w1');
-      }
+      await waitFor(async () => (await jobsOf(uid)).some((j) => j.state === 'running' || j.state === 'done'), 30_000, 'job taken by w1', 0);
       process.kill(nodes.w1.proc.pid, 'SIGSTOP'); // freeze it where it is, then look
       const [j] = await jobsOf(uid);
       if (j.state === 'running' && j.worker === 'w1') victim = j;
