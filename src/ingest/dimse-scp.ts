@@ -20,6 +20,7 @@ import { CommandField, CommandSet, NO_DATASET, PduReader, PduType, cStoreRespons
 import { InstanceStore, StoreError } from '../store/instances';
 import { log, ref } from '../util/log';
 import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME } from '../dicom/dcmjs';
+import { createDicomTlsServer, serverTlsOptions } from '../net/tls';
 
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const dimse = require('dcmjs-dimse');
@@ -416,7 +417,7 @@ export class DimseReceiver {
       associationTimeout: cfg.associationTimeoutSeconds * 1000,
       pduTimeout: cfg.associationTimeoutSeconds * 1000,
     };
-    this.server = net.createServer((socket) => {
+    const onConnection = (socket: net.Socket): void => {
       socket.setNoDelay(true);
       this.sockets.add(socket);
       socket.on('close', () => this.sockets.delete(socket));
@@ -424,7 +425,19 @@ export class DimseReceiver {
       const scp = new StoreScp(socket, opts);
       (scp as unknown as { connected: boolean }).connected = true;
       scp.on('networkError', () => socket.destroy());
-    });
+    };
+    if (cfg.tls) {
+      // DICOM TLS (PS3.15 B.9): the PEM files are read here (a bad one fails start-up naming its key);
+      // the association starts once the handshake is complete, which ARTIM bounds.
+      const tlsServer = createDicomTlsServer(serverTlsOptions(cfg.tls, 'dimse.tls'), cfg.artimTimeoutSeconds * 1000, onConnection);
+      tlsServer.on('connection', (raw: net.Socket) => {
+        this.sockets.add(raw); // so that stop() also ends handshakes in progress
+        raw.on('close', () => this.sockets.delete(raw));
+      });
+      this.server = tlsServer;
+    } else {
+      this.server = net.createServer(onConnection);
+    }
     await new Promise<void>((resolve, reject) => {
       this.server!.once('error', reject);
       this.server!.listen(cfg.port, cfg.host, () => {
@@ -432,7 +445,7 @@ export class DimseReceiver {
         resolve();
       });
     });
-    log.info('DIMSE receiver listening', { event: 'dimse.listening', host: cfg.host, port: this.port, aeTitle: cfg.aeTitle });
+    log.info('DIMSE receiver listening', { event: 'dimse.listening', host: cfg.host, port: this.port, aeTitle: cfg.aeTitle, tls: Boolean(cfg.tls) });
   }
 
   async stop(): Promise<void> {
