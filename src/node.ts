@@ -4,17 +4,28 @@
  */
 import { EventEmitter } from 'events';
 import * as http from 'http';
+import * as https from 'https';
 import * as path from 'path';
 import express from 'express';
 import { Config, Route } from './config/schema';
 import { openDb, Db } from './store/db';
 import { InstanceStore, ArrivalHint } from './store/instances';
 import { DimseReceiver } from './ingest/dimse-scp';
-import { stowRouter } from './ingest/stow';
+import { stowRouter, StowRouter } from './ingest/stow';
+import { InstanceLimits } from './dicom/validate';
 import { EmbeddedQueue, JobQueue, QueueStartContext, StabilityRule, StudyJob } from './jobs/queue';
 import { Roles, resolveRoles } from './config/roles';
 import { StoredInstance } from './types';
 import { log, ref } from './util/log';
+import { logTlsClientErrors, serverTlsOptions } from './net/tls';
+
+/** limits.* in bytes, as the validator takes them. */
+export function instanceLimits(config: Config): InstanceLimits {
+  return { maxInstanceBytes: config.limits.maxInstanceMb * 1024 * 1024, maxSequenceDepth: config.limits.maxSequenceDepth, maxElements: config.limits.maxElements };
+}
+
+/** At shutdown, how long HTTP requests still open may take before their connections are closed. */
+const HTTP_GRACE_MS = 2000;
 
 export const NODE_VERSION: string = (() => {
   try {
@@ -65,7 +76,9 @@ export class StrokeNode {
   readonly roles: Roles;
   readonly dimse?: DimseReceiver;
   readonly app: express.Express;
-  private httpServer?: http.Server;
+  private httpServer?: http.Server | https.Server;
+  /** The STOW-RS receiver (receiver role): ended at shutdown. */
+  private stow?: StowRouter;
   private ticker?: NodeJS.Timeout;
   private working = false;
   private ticking: Promise<void> = Promise.resolve();
@@ -86,7 +99,7 @@ export class StrokeNode {
     hooks: NodeHooks = {},
   ) {
     this.db = openDb(config.storage.dir);
-    this.store = new InstanceStore(this.db, config.storage.dir, config.storage.minFreeMb, config.storage.fsync);
+    this.store = new InstanceStore(this.db, config.storage.dir, config.storage.minFreeMb, config.storage.fsync, instanceLimits(config));
     this.roles = resolveRoles(config.roles);
     this.queue = hooks.queue ?? createQueue(config, this.db);
     this.rules = new Map(
@@ -115,7 +128,7 @@ export class StrokeNode {
       this.dimse = new DimseReceiver(config.dimse, this.store, {
         onInstance: (bytes, status) => this.events.emit('instance', { transport: 'dimse', bytes, status }),
         onFailure: (reason) => this.events.emit('ingest-failure', { transport: 'dimse', reason }),
-      });
+      }, instanceLimits(config));
     }
 
     this.app = express();
@@ -124,12 +137,16 @@ export class StrokeNode {
     if (this.roles.receiver) {
       this.app.use(
         '/dicom-web',
-        stowRouter(this.store, {
+        (this.stow = stowRouter(this.store, {
           bearerToken: config.http.stowBearerToken,
-          publicBase: () => `http://${config.http.host}:${this.httpPort}/dicom-web`,
+          publicBase: () => `${this.httpScheme}://${config.http.host}:${this.httpPort}/dicom-web`,
           onInstance: (bytes, status) => this.events.emit('instance', { transport: 'stow', bytes, status }),
           onFailure: (reason) => this.events.emit('ingest-failure', { transport: 'stow', reason }),
-        }),
+          maxBodyBytes: config.http.maxStowBodyMb * 1024 * 1024,
+          maxParts: config.http.maxStowParts,
+          authFailuresPerWindow: config.http.stowAuthFailuresPerWindow,
+          instanceLimits: { maxInstanceBytes: config.limits.maxInstanceMb * 1024 * 1024, maxSequenceDepth: config.limits.maxSequenceDepth, maxElements: config.limits.maxElements },
+        })),
       );
     }
     hooks.mount?.(this.app, this);
@@ -138,6 +155,11 @@ export class StrokeNode {
   get httpPort(): number {
     const a = this.httpServer?.address();
     return a && typeof a === 'object' ? a.port : this.config.http.port;
+  }
+
+  /** `https` when `http.tls` is set: every URL the node advertises uses it. */
+  get httpScheme(): 'http' | 'https' {
+    return this.config.http.tls ? 'https' : 'http';
   }
 
   get dimsePort(): number | undefined {
@@ -162,12 +184,19 @@ export class StrokeNode {
     // After the services: a worker subscribes only to routes whose models loaded.
     await this.queue.start?.({ rules: this.rules, roles: this.roles, ...this.workerInfo?.() });
     await this.dimse?.start();
-    this.httpServer = http.createServer(this.app);
+    if (this.config.http.tls) {
+      // HTTPS on the same port and app; the PEM files are read now (a bad one fails start-up naming its key).
+      const server = https.createServer(serverTlsOptions(this.config.http.tls, 'http.tls'), this.app);
+      logTlsClientErrors(server, 'http');
+      this.httpServer = server;
+    } else {
+      this.httpServer = http.createServer(this.app);
+    }
     await new Promise<void>((resolve, reject) => {
       this.httpServer!.once('error', reject);
       this.httpServer!.listen(this.config.http.port, this.config.http.host, () => resolve());
     });
-    log.info('HTTP listening', { event: 'http.listening', host: this.config.http.host, port: this.httpPort });
+    log.info('HTTP listening', { event: 'http.listening', host: this.config.http.host, port: this.httpPort, tls: Boolean(this.config.http.tls) });
     this.ticker = setInterval(() => void this.tick(), 250);
   }
 
@@ -233,14 +262,29 @@ export class StrokeNode {
     await this.inFlight;
   }
 
+  /**
+   * Stop the HTTP port without waiting on clients: idle connections close at once, open STOW-RS
+   * transfers are ended (answered 503, partial files removed, parts being committed finish), other
+   * requests get HTTP_GRACE_MS to finish, then every connection is closed.
+   */
+  private async closeHttp(): Promise<void> {
+    const server = this.httpServer;
+    if (!server) return;
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeIdleConnections?.();
+    await this.stow?.close(HTTP_GRACE_MS);
+    await Promise.race([closed, new Promise((r) => setTimeout(r, HTTP_GRACE_MS).unref())]);
+    server.closeAllConnections?.();
+    await closed;
+  }
+
   async stop(): Promise<void> {
     if (this.ticker) clearInterval(this.ticker);
     this.stopping = true;
     // A step waiting on an unreachable shared queue must not hold the shutdown forever.
     await Promise.race([this.ticking, new Promise((r) => setTimeout(r, 5000).unref())]);
     await this.dimse?.stop();
-    await new Promise<void>((resolve) => (this.httpServer ? this.httpServer.close(() => resolve()) : resolve()));
-    this.httpServer?.closeAllConnections?.();
+    await this.closeHttp();
     await this.inFlight;
     for (const s of [...this.services].reverse()) await s.stop();
     await this.queue.close?.();

@@ -14,6 +14,34 @@ const aeTitle = z
 
 const port = z.number().int().min(0).max(65535);
 
+/** TLS for a listening port (DICOM PS3.15 Annex B secure transport; HTTPS). Files in PEM. */
+export const ServerTlsSchema = z
+  .object({
+    certFile: z.string().min(1).describe("this node's certificate chain (PEM)"),
+    keyFile: z.string().min(1).describe('its private key (PEM)'),
+    caFile: z.string().optional().describe('CA bundle (PEM) that client certificates must chain to'),
+    requireClientCert: z
+      .boolean()
+      .default(false)
+      .describe('refuse a peer without a client certificate signed by caFile (mutual TLS); the AE allow-list still applies'),
+    minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
+  })
+  .strict();
+export type ServerTls = z.infer<typeof ServerTlsSchema>;
+
+/** TLS for an outgoing DIMSE association. */
+export const ClientTlsSchema = z
+  .object({
+    caFile: z.string().optional().describe("CA bundle (PEM) the PACS's certificate must chain to (default: the system's)"),
+    certFile: z.string().optional().describe('client certificate (PEM) when the PACS asks for one'),
+    keyFile: z.string().optional().describe('its private key (PEM)'),
+    serverName: z.string().optional().describe('name checked against the PACS certificate (default: host)'),
+    rejectUnauthorized: z.boolean().default(true).describe('false only for testing: accepts any PACS certificate'),
+    minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
+  })
+  .strict();
+export type ClientTls = z.infer<typeof ClientTlsSchema>;
+
 export const AllowedPeerSchema = z
   .object({
     aeTitle: aeTitle.describe('calling AE title allowed to send to the node'),
@@ -30,6 +58,7 @@ export const DimseDestinationSchema = z
     calledAeTitle: aeTitle.describe("PACS AE title (called AE)"),
     callingAeTitle: aeTitle.optional().describe("AE title the node presents; defaults to dimse.aeTitle"),
     overlaySc: z.boolean().default(false).describe('also send the burned-in overlay Secondary Capture series'),
+    tls: ClientTlsSchema.optional().describe('DICOM TLS to this destination (PS3.15 Annex B)'),
   })
   .strict();
 
@@ -101,7 +130,35 @@ export const ConfigSchema = z
         maxAssociations: z.number().int().positive().default(16),
         allowAnyCaller: z.boolean().default(false).describe('accept any calling AE (testing only)'),
         allowedPeers: z.array(AllowedPeerSchema).default([]),
-        associationTimeoutSeconds: z.number().positive().default(60),
+        associationTimeoutSeconds: z
+          .number()
+          .positive()
+          .default(60)
+          .describe('an accepted association silent this long is aborted'),
+        artimTimeoutSeconds: z
+          .number()
+          .positive()
+          .default(30)
+          .describe('ARTIM (PS3.8 9.1.5): a connection whose A-ASSOCIATE-RQ has not arrived whole this long after connecting is closed'),
+        maxPendingConnections: z
+          .number()
+          .int()
+          .positive()
+          .default(64)
+          .describe('connections not yet associated (TCP open, no A-ASSOCIATE-AC yet), in total; more are closed at once'),
+        maxPendingConnectionsPerIp: z
+          .number()
+          .int()
+          .positive()
+          .default(8)
+          .describe('the same, per remote IP address'),
+        maxAssociateRequestBytes: z
+          .number()
+          .int()
+          .min(1024)
+          .default(65536)
+          .describe('largest PDU accepted before an association is accepted (an A-ASSOCIATE-RQ is a few hundred bytes)'),
+        tls: ServerTlsSchema.optional().describe('DICOM TLS on the DICOM port (PS3.15 Annex B): every association then needs TLS'),
       })
       .strict()
       .default({}),
@@ -110,6 +167,15 @@ export const ConfigSchema = z
         host: z.string().default('127.0.0.1'),
         port: port.default(8080),
         stowBearerToken: z.string().optional().describe('if set, STOW-RS requires Authorization: Bearer <token>'),
+        maxStowBodyMb: z.number().positive().default(4096).describe('largest STOW-RS request body; a larger one is refused with 413'),
+        maxStowParts: z.number().int().positive().default(10000).describe('most parts (instances) in one STOW-RS request; more are refused with 413'),
+        stowAuthFailuresPerWindow: z
+          .number()
+          .int()
+          .positive()
+          .default(20)
+          .describe('wrong STOW-RS bearer tokens allowed per client IP in 15 minutes; past it 429'),
+        tls: ServerTlsSchema.optional().describe('serve HTTPS instead of HTTP on http.port (STOW-RS, admin, health)'),
       })
       .strict()
       .default({}),
@@ -120,6 +186,30 @@ export const ConfigSchema = z
       })
       .strict()
       .default({}),
+    limits: z
+      .object({
+        maxInstanceMb: z
+          .number()
+          .positive()
+          .default(2048)
+          .describe('largest instance accepted over either transport; a larger one is refused (C000 / 413) and its bytes not kept'),
+        maxSequenceDepth: z
+          .number()
+          .int()
+          .positive()
+          .max(256)
+          .default(32)
+          .describe('deepest sequence nesting accepted in an instance (real objects nest < 10 levels)'),
+        maxElements: z
+          .number()
+          .int()
+          .positive()
+          .default(1000000)
+          .describe('most data elements (items included) in one instance'),
+      })
+      .strict()
+      .default({})
+      .describe('bounds on each received instance, checked as its bytes arrive (both transports)'),
     destinations: z.array(DestinationSchema).default([]),
     routes: z.array(RouteSchema).default([{}].map((r) => RouteSchema.parse({ name: 'default', ...r }))),
     egress: z

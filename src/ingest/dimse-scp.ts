@@ -16,8 +16,9 @@
 import * as fs from 'fs';
 import * as net from 'net';
 import { DimseConfig } from './types';
-import { CommandField, CommandSet, NO_DATASET, PduReader, PduType, cStoreResponsePdu, parseCommandSet, part10Prefix, pdvPdu, readPdvs } from './pdata';
+import { CommandField, CommandSet, MAX_ACCEPTED_PDU_BYTES, NO_DATASET, PduReader, PduType, cStoreResponsePdu, parseCommandSet, part10Prefix, pdvPdu, readPdvs } from './pdata';
 import { InstanceStore, StoreError } from '../store/instances';
+import { InstanceLimits, InstanceValidator } from '../dicom/validate';
 import { log, ref } from '../util/log';
 import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME } from '../dicom/dcmjs';
 import { createDicomTlsServer, serverTlsOptions } from '../net/tls';
@@ -105,7 +106,16 @@ interface Incoming {
   pendingBytes: number;
   head: Buffer[];
   headBytes: number;
+  /** Where the index attributes end (set once the validator accepted the whole instance). */
+  headerBytes?: number;
+  /** Checks the instance's structure as its bytes arrive (nothing malformed is acknowledged). */
+  validator: InstanceValidator;
   failed?: Error;
+}
+
+/** A failure that makes the instance's data unacceptable (answered C000), not a local fault. */
+function malformed(reason: string): Error {
+  return Object.assign(new Error(reason), { code: 'EMALFORMED' });
 }
 
 /** dcmjs-dimse 0.3.x Network members the fast path uses (checked against 0.3.3; test/ingest exercises each). */
@@ -130,12 +140,37 @@ export class DimseReceiver {
   private sockets = new Set<net.Socket>();
   readonly stats: ScpStats = { associations: 0, rejectedAssociations: 0, stored: 0, duplicates: 0, failed: 0, bytes: 0 };
   private activeAssociations = 0;
+  /** Connections not yet associated, in total and per remote IP (bounded: dimse.maxPendingConnections*). */
+  private pendingTotal = 0;
+  private pendingByIp = new Map<string, number>();
 
   constructor(
     private readonly cfg: DimseConfig,
     private readonly store: InstanceStore,
     private readonly events: DimseReceiverEvents = {},
+    private readonly limits?: InstanceLimits,
   ) {}
+
+  /** Connections open but not associated yet (half-open, slow or hostile peers), for metrics and tests. */
+  get pendingConnections(): number {
+    return this.pendingTotal;
+  }
+
+  /** Count a new connection as pending; false when the total or per-IP cap is reached. */
+  private openPending(ip: string): boolean {
+    const n = this.pendingByIp.get(ip) ?? 0;
+    if (this.pendingTotal >= this.cfg.maxPendingConnections || n >= this.cfg.maxPendingConnectionsPerIp) return false;
+    this.pendingTotal++;
+    this.pendingByIp.set(ip, n + 1);
+    return true;
+  }
+
+  private closePending(ip: string): void {
+    this.pendingTotal--;
+    const n = (this.pendingByIp.get(ip) ?? 1) - 1;
+    if (n <= 0) this.pendingByIp.delete(ip);
+    else this.pendingByIp.set(ip, n);
+  }
 
   get port(): number {
     const a = this.server?.address();
@@ -157,6 +192,11 @@ export class DimseReceiver {
       /** idle: between messages; store: receiving a C-STORE data set; delegate: dcmjs-dimse's message. */
       private mode: 'idle' | 'store' | 'delegate' = 'idle';
       private incoming?: Incoming;
+      /** Remote IP while the connection counts as pending (no association accepted yet). */
+      private pendingIp?: string;
+      /** ARTIM (PS3.8 §9.1.5): runs from the connection until the association is accepted. */
+      private artim?: NodeJS.Timeout;
+      private associated = false;
 
       constructor(
         private readonly socket: net.Socket,
@@ -166,7 +206,32 @@ export class DimseReceiver {
         // Take the byte stream from dcmjs-dimse's PDU accumulator (it re-concatenated a partial
         // PDU with every chunk): ours hands whole PDUs to onPdu, views into the socket chunks.
         for (const l of socket.listeners('data')) socket.off('data', l as (...a: unknown[]) => void);
-        this.reader = new PduReader((type, pdu) => this.onPdu(type, pdu));
+        this.reader = new PduReader((type, pdu) => this.onPdu(type, pdu), cfg.maxAssociateRequestBytes);
+        const remote = (socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+        if (!receiver.openPending(remote)) {
+          log.warn('connection refused: too many connections without an association', {
+            event: 'dimse.connection.limit',
+            remote,
+            pending: receiver.pendingTotal,
+            maxTotal: cfg.maxPendingConnections,
+            maxPerIp: cfg.maxPendingConnectionsPerIp,
+          });
+          receiver.events.onFailure?.('too many pending connections');
+          socket.destroy();
+          return;
+        }
+        this.pendingIp = remote;
+        this.artim = setTimeout(() => {
+          log.warn('ARTIM timer expired: no association within dimse.artimTimeoutSeconds, closing', {
+            event: 'dimse.artim_expired',
+            remote,
+            seconds: cfg.artimTimeoutSeconds,
+          });
+          receiver.events.onFailure?.('ARTIM timer expired');
+          socket.destroy();
+        }, cfg.artimTimeoutSeconds * 1000);
+        this.artim.unref();
+        socket.once('close', () => this.endPending());
         socket.on('data', (chunk: Buffer) => {
           this.net.statistics.addBytesReceived(chunk.length);
           try {
@@ -176,6 +241,14 @@ export class DimseReceiver {
           }
         });
         this.on('close', () => this.cleanup());
+      }
+
+      /** The connection is associated or gone: it no longer counts as pending. */
+      private endPending(): void {
+        if (this.artim) clearTimeout(this.artim);
+        this.artim = undefined;
+        if (this.pendingIp !== undefined) receiver.closePending(this.pendingIp);
+        this.pendingIp = undefined;
       }
 
       private get net(): NetworkInternals {
@@ -190,6 +263,9 @@ export class DimseReceiver {
 
       private onPdu(type: number, pdu: Buffer): void {
         this.net.lastPduTime = Date.now();
+        if (!this.associated && type !== PduType.AssociateRQ && type !== PduType.Abort && type !== PduType.ReleaseRQ) {
+          throw new Error(`PDU type ${type} before an association was accepted`);
+        }
         if (type !== PduType.PDataTF) {
           void this.net._processPdu(pdu);
           return;
@@ -224,7 +300,18 @@ export class DimseReceiver {
       private beginStore(pcId: number, request: CommandSet): void {
         const pc = this.net.association?.getPresentationContext(pcId); // throws on an unknown id
         if (!pc || pc.getResult() !== PresentationContextResult.Accept) throw new Error(`C-STORE on presentation context ${pcId}, which was not accepted`);
-        const inc: Incoming = { pcId, request, tmp: '', fd: null, size: 0, pending: [], pendingBytes: 0, head: [], headBytes: 0 };
+        const inc: Incoming = {
+          pcId,
+          request,
+          tmp: '',
+          fd: null,
+          size: 0,
+          pending: [],
+          pendingBytes: 0,
+          head: [],
+          headBytes: 0,
+          validator: new InstanceValidator(receiver.limits),
+        };
         this.incoming = inc;
         this.mode = 'store';
         try {
@@ -255,6 +342,11 @@ export class DimseReceiver {
 
       private appendData(inc: Incoming, value: Buffer): void {
         if (inc.failed) return;
+        if (!inc.validator.push(value)) {
+          // Refused as soon as it is known bad: the rest of its bytes are read and dropped, not stored.
+          this.abandon(inc, malformed(inc.validator.error ?? 'malformed data set'));
+          return;
+        }
         inc.pending.push(value);
         inc.pendingBytes += value.length;
         if (inc.headBytes < HEAD_BYTES) {
@@ -271,12 +363,29 @@ export class DimseReceiver {
         const n = inc.pendingBytes;
         inc.pending = [];
         inc.pendingBytes = 0;
+        // The free-space floor holds during the transfer, not only when it starts.
+        if (!store.hasSpace()) {
+          this.abandon(inc, Object.assign(new Error('free disk space below storage.minFreeMb'), { code: 'ENOSPC' }));
+          return;
+        }
         try {
           writeAllSync(inc.fd, bufs);
           inc.size += n;
+          store.noteWritten(n);
         } catch (e) {
-          inc.failed = e as Error;
+          this.abandon(inc, e as Error);
         }
+      }
+
+      /** Give up on an instance still arriving: its file goes now (disk space), the answer at its end. */
+      private abandon(inc: Incoming, why: Error): void {
+        inc.failed = why;
+        inc.pending = [];
+        inc.pendingBytes = 0;
+        inc.head = [];
+        if (inc.fd !== null) closeQuietly(inc.fd);
+        inc.fd = null;
+        if (inc.tmp) fs.rm(inc.tmp, { force: true }, () => undefined);
       }
 
       private endStore(): void {
@@ -284,6 +393,11 @@ export class DimseReceiver {
         this.incoming = undefined;
         this.mode = 'idle';
         this.flush(inc);
+        if (!inc.failed) {
+          const v = inc.validator.end();
+          if (!v.ok) this.abandon(inc, malformed(v.error));
+          else inc.headerBytes = v.headerBytes;
+        }
         void this.finishStore(inc);
       }
 
@@ -302,15 +416,26 @@ export class DimseReceiver {
           const code = (inc.failed as NodeJS.ErrnoException).code;
           receiver.stats.failed++;
           if (code === 'ENOSPC') {
-            log.error('refusing instance: storage full', { event: 'dimse.store.out_of_space', callingAe: this.callingAe });
+            log.error('refusing instance: storage full', { event: 'dimse.store.out_of_space', callingAe: this.callingAe, sop: ref(expected) });
             receiver.events.onFailure?.('out of space');
             return this.respond(inc, DimseStatus.OutOfResources, 'Out of resources: storage below free-space floor');
           }
+          if (code === 'EMALFORMED') {
+            log.warn('instance refused', { event: 'dimse.store.refused', callingAe: this.callingAe, code: 'malformed', reason: inc.failed.message, sop: ref(expected) });
+            receiver.events.onFailure?.(inc.failed.message);
+            return this.respond(inc, DimseStatus.CannotUnderstand, inc.failed.message);
+          }
+          log.error('instance not stored: write failed', { event: 'dimse.store.write_failed', callingAe: this.callingAe, reason: inc.failed.message, sop: ref(expected) });
+          receiver.events.onFailure?.(inc.failed.message);
           return this.respond(inc, DimseStatus.ProcessingFailure, `write failed: ${inc.failed.message}`);
         }
         try {
           const head = inc.head.length === 1 ? inc.head[0] : Buffer.concat(inc.head);
-          const r = await store.commit(inc.tmp, { sourceAe: this.callingAe, calledAe: this.calledAe, expectedSopInstanceUid: expected }, { fd: inc.fd!, size: inc.size, head });
+          const r = await store.commit(
+            inc.tmp,
+            { sourceAe: this.callingAe, calledAe: this.calledAe, expectedSopInstanceUid: expected, validatedHeaderBytes: inc.headerBytes },
+            { fd: inc.fd!, size: inc.size, head },
+          );
           if (r.status === 'duplicate') receiver.stats.duplicates++;
           else receiver.stats.stored++;
           receiver.stats.bytes += r.instance.bytes;
@@ -374,6 +499,9 @@ export class DimseReceiver {
         }
         receiver.activeAssociations++;
         this.counted = true;
+        this.associated = true;
+        this.reader.maxPduBytes = MAX_ACCEPTED_PDU_BYTES;
+        this.endPending();
         receiver.stats.associations++;
         for (const pc of association.getPresentationContexts()) {
           const abstract = pc.context.getAbstractSyntaxUid();

@@ -26,7 +26,11 @@ export class PduReader {
   private chunks: Buffer[] = [];
   private buffered = 0;
 
-  constructor(private readonly onPdu: (type: number, pdu: Buffer) => void) {}
+  constructor(
+    private readonly onPdu: (type: number, pdu: Buffer) => void,
+    /** Largest PDU accepted now: small before an association is accepted (an A-ASSOCIATE-RQ), raised after. */
+    public maxPduBytes = MAX_ACCEPTED_PDU_BYTES,
+  ) {}
 
   /** Feed one socket chunk; calls onPdu for every complete PDU. Throws on an impossible length. */
   push(chunk: Buffer): void {
@@ -34,7 +38,7 @@ export class PduReader {
     this.buffered += chunk.length;
     while (this.buffered >= 6) {
       const len = this.readLength();
-      if (len > MAX_ACCEPTED_PDU_BYTES) throw new Error(`PDU length ${len} exceeds ${MAX_ACCEPTED_PDU_BYTES}`);
+      if (len > this.maxPduBytes) throw new Error(`PDU length ${len} exceeds ${this.maxPduBytes}`);
       const total = len + 6;
       if (this.buffered < total) return;
       const pdu = this.take(total);

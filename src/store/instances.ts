@@ -16,6 +16,7 @@ import { NaturalDataset, readPart10, str, strs } from '../dicom/dcmjs';
 import { StoredInstance } from '../types';
 import { Db } from './db';
 import { scanHeader } from '../dicom/header-scan';
+import { DEFAULT_INSTANCE_LIMITS, InstanceLimits, validateFile } from '../dicom/validate';
 
 type Statement = Database.Statement<unknown[]>;
 
@@ -36,6 +37,11 @@ export interface CommitContext {
   calledAe?: string;
   /** If the transport announced the SOP instance UID (C-STORE command), it must match the dataset. */
   expectedSopInstanceUid?: string;
+  /**
+   * Set by a receiver whose InstanceValidator accepted the bytes as they streamed in: where the
+   * index attributes end. Without it commit() checks the file itself first.
+   */
+  validatedHeaderBytes?: number;
 }
 
 export interface CommitResult {
@@ -96,6 +102,7 @@ export class InstanceStore {
   readonly spareDir: string;
   private listeners: StoredListener[] = [];
   private freeCache = { at: 0, freeMb: Number.POSITIVE_INFINITY };
+  private writtenSinceReading = 0;
   /** Prepared statements by SQL: preparing costs ~0.1 ms, several times per instance otherwise. */
   private statements = new Map<string, Statement>();
   /** Folders known to exist (instances/<study>/<series>), so mkdir runs once per series. */
@@ -122,6 +129,8 @@ export class InstanceStore {
      * as DCMTK storescp does. The index itself is always rebuildable from the files (recover()).
      */
     private readonly fsyncFiles = true,
+    /** Bounds on each instance (limits.*): size, sequence depth, element count. */
+    readonly limits: InstanceLimits = DEFAULT_INSTANCE_LIMITS,
   ) {
     this.tmpDir = path.join(dir, 'tmp');
     this.instancesDir = path.join(dir, 'instances');
@@ -224,9 +233,14 @@ export class InstanceStore {
     }
   }
 
-  /** Free space of the storage filesystem in MB (cached for 1 s). */
+  /**
+   * Free space of the storage filesystem in MB: a statfs reading at most once a second, less the
+   * bytes receivers wrote since that reading (noteWritten), so that a fast transfer cannot run past
+   * the floor between two readings.
+   */
   freeMb(now = Date.now()): number {
     if (now - this.freeCache.at > 1000) {
+      this.writtenSinceReading = 0;
       try {
         const s = fs.statfsSync(this.dir);
         this.freeCache = { at: now, freeMb: (s.bavail * s.bsize) / (1024 * 1024) };
@@ -234,10 +248,18 @@ export class InstanceStore {
         this.freeCache = { at: now, freeMb: Number.POSITIVE_INFINITY };
       }
     }
-    return this.freeCache.freeMb;
+    return this.freeCache.freeMb - this.writtenSinceReading / (1024 * 1024);
   }
 
-  /** False when the disk is below the configured free-space floor: receivers must refuse data. */
+  /** A receiver wrote this many bytes into storage.dir (counted against the free space until the next reading). */
+  noteWritten(bytes: number): void {
+    this.writtenSinceReading += bytes;
+  }
+
+  /**
+   * False when the disk is below the configured free-space floor: receivers must refuse data.
+   * Receivers ask before each write, so the floor holds during a transfer, not only at its start.
+   */
   hasSpace(): boolean {
     return this.freeMb() >= this.minFreeMb;
   }
@@ -247,30 +269,38 @@ export class InstanceStore {
     this.freeCache.at = 0;
   }
 
-  private readHeader(file: string, size: number, head?: Buffer): { dataset: NaturalDataset; transferSyntaxUid: string } {
+  /**
+   * The attributes the index needs. `headerBytes` (from the validator) says how far into the file
+   * they lie, however long the header is (a 1 MB private element or 12,000 referenced images
+   * before the series UID are valid); the read goes exactly that far and never further.
+   */
+  private readHeader(file: string, size: number, headerBytes: number, head?: Buffer): { dataset: NaturalDataset; transferSyntaxUid: string } {
     if (head) {
-      const early = scanHeader(head, head.length === size);
+      const early = scanHeader(head, head.length >= size);
       if (early) return early;
     }
-    const fd = fs.openSync(file, 'r');
-    try {
-      const n = Math.min(size, HEADER_PREFIX_BYTES);
-      const buf = Buffer.alloc(n);
-      fs.readSync(fd, buf, 0, n, 0);
+    const n = Math.min(size, Math.max(headerBytes, Math.min(HEADER_PREFIX_BYTES, size)));
+    let buf: Buffer;
+    if (head && head.length >= n) buf = head.subarray(0, n);
+    else {
+      buf = Buffer.alloc(n);
+      const fd = fs.openSync(file, 'r');
       try {
-        // Everything the index needs is at or before SeriesInstanceUID (0020,000E): stop there, so
-        // big vendor headers (Siemens CSA in group 0029) and the pixel data are never parsed here.
-        const early = readPart10(buf, { untilTag: '0020000E' });
-        if (early.dataset.SeriesInstanceUID && early.dataset.SOPInstanceUID) return early;
-        return readPart10(buf, { untilPixelData: true });
-      } catch (e) {
-        if (n === size) throw e;
+        let off = 0;
+        while (off < n) {
+          const r = fs.readSync(fd, buf, off, n - off, off);
+          if (r <= 0) break;
+          off += r;
+        }
+      } finally {
+        fs.closeSync(fd);
       }
-    } finally {
-      fs.closeSync(fd);
     }
-    // Header larger than the prefix (rare: big enhanced multi-frame headers): read it all.
-    return readPart10(fs.readFileSync(file), { untilPixelData: true });
+    // Everything the index needs is at or before SeriesInstanceUID (0020,000E): stop there, so
+    // big vendor headers (Siemens CSA in group 0029) and the pixel data are never parsed here.
+    const early = readPart10(buf, { untilTag: '0020000E' });
+    if (early.dataset.SeriesInstanceUID && early.dataset.SOPInstanceUID) return early;
+    return readPart10(buf, { untilPixelData: true });
   }
 
   /**
@@ -279,6 +309,15 @@ export class InstanceStore {
    */
   async commit(tmp: string, ctx: CommitContext, open?: OpenTempFile): Promise<CommitResult> {
     try {
+      if (ctx.validatedHeaderBytes === undefined) {
+        // Not checked as it streamed in: check the file now (reads element headers, seeks past values).
+        const v = validateFile(tmp, this.limits);
+        if (!v.ok) {
+          if (open) fs.closeSync(open.fd);
+          throw new StoreError('malformed', v.error);
+        }
+        ctx = { ...ctx, validatedHeaderBytes: v.headerBytes };
+      }
       // The fsync waits run on the thread pool, so other associations progress meanwhile.
       if (open) {
         try {
@@ -350,9 +389,9 @@ export class InstanceStore {
     let header: NaturalDataset;
     let ts: string;
     try {
-      ({ dataset: header, transferSyntaxUid: ts } = this.readHeader(tmp, size, opts.head));
+      ({ dataset: header, transferSyntaxUid: ts } = this.readHeader(tmp, size, ctx.validatedHeaderBytes ?? size, opts.head));
     } catch (e) {
-      throw new StoreError('malformed', (e as Error).message);
+      throw new StoreError('malformed', readableError(e));
     }
     const sopInstanceUid = str(header, 'SOPInstanceUID');
     const sopClassUid = str(header, 'SOPClassUID');
@@ -508,7 +547,9 @@ export class InstanceStore {
       const tmp = this.tempPath();
       fs.renameSync(f, tmp);
       try {
-        this.commitSync(tmp, { sourceAe: 'RECOVERED' });
+        const v = validateFile(tmp, this.limits);
+        if (!v.ok) throw new StoreError('malformed', v.error);
+        this.commitSync(tmp, { sourceAe: 'RECOVERED', validatedHeaderBytes: v.headerBytes });
         reindexed++;
       } catch {
         fs.rmSync(tmp, { force: true });
@@ -516,6 +557,14 @@ export class InstanceStore {
     }
     return { removedTemp, reindexed, droppedRows };
   }
+}
+
+/** An error's message, never "undefined" (dcmjs sometimes throws strings or TypeErrors). */
+function readableError(e: unknown): string {
+  const m = e instanceof Error ? e.message : typeof e === 'string' ? e : '';
+  if (!m) return 'the data set could not be parsed';
+  if (e instanceof TypeError) return `the data set could not be parsed (${m})`;
+  return m;
 }
 
 async function fsyncDirAsync(dir: string): Promise<void> {
