@@ -5,6 +5,7 @@
  * A "naturalized" dataset is dcmjs's keyword-keyed form: { PatientName: [{Alphabetic:'..'}],
  * Rows: 256, PixelData: [ArrayBuffer], ... }; sequences are arrays of naturalized items.
  */
+import { log } from '../util/log';
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const dcmjs = require('dcmjs');
 
@@ -32,11 +33,59 @@ export interface ReadOptions {
   untilTag?: string;
 }
 
-// dcmjs logs warnings through loglevel; keep test and service output clean.
+/**
+ * dcmjs's own output goes into the structured log, never raw to the console: some of it quotes
+ * bytes of the data it parses (attacker-controlled), and a newline in them would split a JSON log
+ * line. Its loglevel messages are routed here (its errors at warn, the rest at debug: its warnings
+ * are per-element data quirks, one line each); its direct console calls are captured the same way
+ * while each dcmjs call runs (they are synchronous).
+ */
+export function dcmjsMessage(args: unknown[]): string {
+  const text = args
+    .map((a) => (typeof a === 'string' ? a : a instanceof Error ? a.message : (() => {
+      try {
+        return JSON.stringify(a);
+      } catch {
+        return String(a);
+      }
+    })()))
+    .join(' ');
+  // printable ASCII only: control bytes and anything else from the data become '?'
+  return text.replace(/[^\x20-\x7e]/g, '?').slice(0, 300);
+}
+
+function toLog(level: 'warn' | 'debug', args: unknown[]): void {
+  log[level]('dcmjs message', { event: 'dcmjs.message', text: dcmjsMessage(args) });
+}
+
+interface LogLevelLogger {
+  methodFactory: (method: string, level: number, name: string) => (...a: unknown[]) => void;
+  setLevel(level: string): void;
+  getLoggers?: () => Record<string, LogLevelLogger>;
+}
 try {
-  dcmjs.log.setLevel('error');
+  // dcmjs logs through loglevel: its root logger and named children ("validation.dcmjs", …)
+  const root = dcmjs.log as LogLevelLogger;
+  for (const logger of [root, ...Object.values(root.getLoggers?.() ?? {})]) {
+    logger.methodFactory = (method: string) => (...args: unknown[]) => toLog(method === 'error' ? 'warn' : 'debug', args);
+    logger.setLevel('debug');
+  }
 } catch {
   /* older dcmjs */
+}
+
+/** Run a dcmjs call with console.log/info/warn/error captured into the structured log. */
+function captured<T>(fn: () => T): T {
+  const c = console as unknown as Record<string, (...a: unknown[]) => void>;
+  const saved = { log: c.log, info: c.info, warn: c.warn, error: c.error };
+  c.log = c.info = (...a: unknown[]) => toLog('debug', a);
+  c.warn = (...a: unknown[]) => toLog('debug', a);
+  c.error = (...a: unknown[]) => toLog('warn', a);
+  try {
+    return fn();
+  } finally {
+    Object.assign(c, saved);
+  }
 }
 
 function toArrayBuffer(buf: Buffer | ArrayBuffer | Uint8Array): ArrayBuffer {
@@ -50,13 +99,15 @@ export function readPart10(buf: Buffer | ArrayBuffer | Uint8Array, opts: ReadOpt
   const ab = toArrayBuffer(buf);
   let dicomDict: { meta: DenaturalDataset; dict: DenaturalDataset };
   try {
-    dicomDict = dcmjs.data.DicomMessage.readFile(ab, {
-      ignoreErrors: opts.ignoreErrors ?? true,
-      untilTag: opts.untilTag ?? (opts.untilPixelData ? '7FE00010' : undefined),
-      includeUntilTagValue: !!opts.untilTag,
-    });
+    dicomDict = captured(() =>
+      dcmjs.data.DicomMessage.readFile(ab, {
+        ignoreErrors: opts.ignoreErrors ?? true,
+        untilTag: opts.untilTag ?? (opts.untilPixelData ? '7FE00010' : undefined),
+        includeUntilTagValue: !!opts.untilTag,
+      }),
+    );
   } catch (e) {
-    throw new Error(`not a readable DICOM Part 10 file: ${(e as Error).message}`);
+    throw new Error(`not a readable DICOM Part 10 file: ${errorText(e)}`);
   }
   const meta = naturalize(dicomDict.meta);
   const dataset = naturalize(dicomDict.dict);
@@ -70,22 +121,31 @@ export function readPart10Raw(
   opts: ReadOptions = {},
 ): { meta: DenaturalDataset; dict: DenaturalDataset } {
   try {
-    return dcmjs.data.DicomMessage.readFile(toArrayBuffer(buf), {
-      ignoreErrors: opts.ignoreErrors ?? true,
-      untilTag: opts.untilPixelData ? '7FE00010' : undefined,
-      includeUntilTagValue: false,
-    });
+    return captured(() =>
+      dcmjs.data.DicomMessage.readFile(toArrayBuffer(buf), {
+        ignoreErrors: opts.ignoreErrors ?? true,
+        untilTag: opts.untilPixelData ? '7FE00010' : undefined,
+        includeUntilTagValue: false,
+      }),
+    );
   } catch (e) {
-    throw new Error(`not a readable DICOM Part 10 file: ${(e as Error).message}`);
+    throw new Error(`not a readable DICOM Part 10 file: ${errorText(e)}`);
   }
 }
 
+/** A thrown value's text, never "undefined" (dcmjs throws strings and TypeErrors too). */
+function errorText(e: unknown): string {
+  const m = e instanceof Error ? e.message : typeof e === 'string' ? e : '';
+  if (!m) return 'unknown parse error';
+  return dcmjsMessage([e instanceof TypeError ? `malformed data (${m})` : m]);
+}
+
 export function naturalize(dict: DenaturalDataset): NaturalDataset {
-  return dcmjs.data.DicomMetaDictionary.naturalizeDataset(dict) as NaturalDataset;
+  return captured(() => dcmjs.data.DicomMetaDictionary.naturalizeDataset(dict) as NaturalDataset);
 }
 
 export function denaturalize(ds: NaturalDataset): DenaturalDataset {
-  return dcmjs.data.DicomMetaDictionary.denaturalizeDataset(ds) as DenaturalDataset;
+  return captured(() => dcmjs.data.DicomMetaDictionary.denaturalizeDataset(ds) as DenaturalDataset);
 }
 
 export const TransferSyntax = {
@@ -116,7 +176,7 @@ export function writePart10(
   };
   const dicomDict = new dcmjs.data.DicomDict(denaturalize(meta));
   dicomDict.dict = denaturalize(dataset);
-  const ab: ArrayBuffer = dicomDict.write({ fragmentMultiframe: false, allowInvalidVRLength: false });
+  const ab: ArrayBuffer = captured(() => dicomDict.write({ fragmentMultiframe: false, allowInvalidVRLength: false }));
   return Buffer.from(ab);
 }
 
