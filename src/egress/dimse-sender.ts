@@ -11,12 +11,19 @@
  *
  * TCP_NODELAY is set on the socket (dcmjs-dimse never does; +35% measured). Timeouts: connect,
  * association (ARTIM), PDU, and a whole-batch guard that aborts the association.
+ *
+ * DICOM TLS (`destinations[].tls`, PS3.15 B.9): dcmjs-dimse's `securityOptions` (it then connects
+ * with `tls.connect`); the PEM files are read when the sender is built (start-up). A handshake that
+ * fails (certificate not trusted, our certificate refused, no TLS on the port) is reported from the
+ * socket's error code as an operator-readable text in the outbox row, not dcmjs-dimse's bare message.
  */
 import * as fs from 'fs';
+import type * as tlsTypes from 'tls';
 import { Client, constants, log as dimseLog, requests, responses, Transcoding } from 'dcmjs-dimse';
 import type { DimseDestination } from '../config/schema';
 import { DenaturalDataset, readPart10Raw, TransferSyntax } from '../dicom/dcmjs';
 import { log, ref } from '../util/log';
+import { clientTlsOptions, describeClientTlsError } from '../net/tls';
 import type { BatchResult, ItemResult, Sender, SendItem } from './sender';
 
 try {
@@ -150,14 +157,43 @@ function ensureTranscoding(): Promise<boolean> {
 }
 
 interface SocketHolder {
-  network?: { socket?: { setNoDelay?: (v: boolean) => void } };
+  network?: {
+    socket?: tlsTypes.TLSSocket;
+    on(event: 'abort', cb: (a: { source: number; reason: number }) => void): void;
+  };
+}
+
+// eslint-disable-next-line @typescript-eslint/no-var-requires
+const tlsModule = require('tls') as typeof tlsTypes;
+
+/**
+ * dcmjs-dimse passes only some securityOptions on to tls.connect (not `servername`): while `fn`
+ * runs (synchronously: dcmjs-dimse connects inside Client.send) add it to the options of the one
+ * tls.connect call, then put tls.connect back.
+ */
+function withServername<T>(servername: string | undefined, fn: () => T): T {
+  if (!servername) return fn();
+  const original = tlsModule.connect;
+  const patched = (options: tlsTypes.ConnectionOptions, ...rest: unknown[]): tlsTypes.TLSSocket =>
+    (original as (...a: unknown[]) => tlsTypes.TLSSocket).call(tlsModule, { ...options, servername }, ...rest);
+  (tlsModule as { connect: unknown }).connect = patched;
+  try {
+    return fn();
+  } finally {
+    (tlsModule as { connect: unknown }).connect = original;
+  }
 }
 
 export class DimseSender implements Sender {
+  private readonly tls?: tlsTypes.ConnectionOptions;
+
   constructor(
     private readonly dest: DimseDestination,
     private readonly opts: DimseSenderOptions,
-  ) {}
+  ) {
+    // Read the PEM files now (start-up): a bad one is an error naming its key.
+    if (dest.tls) this.tls = clientTlsOptions(dest.tls, `destinations[name=${dest.name}].tls`);
+  }
 
   get callingAe(): string {
     return this.dest.callingAeTitle ?? this.opts.defaultCallingAeTitle;
@@ -205,6 +241,12 @@ export class DimseSender implements Sender {
 
     let batchError: string | undefined;
     let accepted = false;
+    let connected = false;
+    let released = false;
+    /** TLS: handshake complete; the text of a TLS failure, from the socket's error code. */
+    let secured = false;
+    let tlsError: string | undefined;
+    let aborted: string | undefined;
     const noContext = new Map<number, string>();
 
     await new Promise<void>((resolve) => {
@@ -226,7 +268,11 @@ export class DimseSender implements Sender {
       }, this.opts.batchTimeoutMs ?? 300000);
 
       client.on('connected', () => {
+        connected = true;
         (client as unknown as SocketHolder).network?.socket?.setNoDelay?.(true);
+      });
+      client.on('associationReleased', () => {
+        released = true;
       });
       client.on('associationAccepted', (assoc: { getPresentationContexts(): Array<{ id: number; context: { getAbstractSyntaxUid(): string; getResult(): number; getTransferSyntaxUids(): string[]; getAcceptedTransferSyntaxUid(): string | undefined } }> }) => {
         accepted = true;
@@ -255,25 +301,68 @@ export class DimseSender implements Sender {
         batchError = batchError ?? `network error: ${e.message}`;
       });
       client.on('closed', () => finish());
+      const t = this.tls;
       try {
-        client.send(this.dest.host, this.dest.port, calling, called, {
-          connectTimeout: this.opts.connectTimeoutMs ?? 10000,
-          associationTimeout: this.opts.associationTimeoutMs ?? 30000,
-          pduTimeout: this.opts.pduTimeoutMs ?? 60000,
-          datasetNameMap: privateNameMap([...byRequest.values()].map((it) => it.path)) as unknown as Record<string, unknown>,
+        withServername(t?.servername, () =>
+          client.send(this.dest.host, this.dest.port, calling, called, {
+            connectTimeout: this.opts.connectTimeoutMs ?? 10000,
+            associationTimeout: this.opts.associationTimeoutMs ?? 30000,
+            pduTimeout: this.opts.pduTimeoutMs ?? 60000,
+            datasetNameMap: privateNameMap([...byRequest.values()].map((it) => it.path)) as unknown as Record<string, unknown>,
+            ...(t
+              ? {
+                  securityOptions: {
+                    key: t.key as Buffer | undefined,
+                    cert: t.cert as Buffer | undefined,
+                    ca: t.ca as Buffer | undefined,
+                    rejectUnauthorized: t.rejectUnauthorized,
+                    minVersion: t.minVersion,
+                    ciphers: t.ciphers,
+                  },
+                }
+              : {}),
+          }),
+        );
+        const network = (client as unknown as SocketHolder).network;
+        network?.on('abort', (a) => {
+          aborted = `association aborted by the destination (A-ABORT source ${a.source}, reason ${a.reason})`;
         });
+        const socket = network?.socket;
+        if (t && socket) {
+          socket.once('secureConnect', () => {
+            secured = true;
+          });
+          // A verification failure, or an alert from the destination (TLS 1.3 reports a refused client
+          // certificate only after our side of the handshake completed).
+          socket.on('error', (e: NodeJS.ErrnoException) => {
+            if (!tlsError && (!secured || (e.code ?? '').startsWith('ERR_SSL_'))) tlsError = describeClientTlsError(e);
+          });
+        }
       } catch (e) {
         batchError = `could not start association: ${(e as Error).message}`;
         finish();
       }
     });
 
+    // Why the connection ended with requests unanswered, when no error event said it.
+    if (tlsError) batchError = tlsError;
+    const unanswered = [...byRequest.values()].filter((it) => !results.has(it.id) && !noContext.has(it.id));
+    if (unanswered.length > 0 && !batchError) {
+      batchError =
+        aborted ??
+        (!connected
+          ? 'could not connect to the destination'
+          : this.tls && !secured
+            ? 'TLS: connection closed by the destination during the handshake'
+            : !accepted
+              ? 'connection closed by peer before it answered the association request'
+              : released
+                ? 'association released by the destination before the C-STORE response'
+                : 'connection closed by peer before the C-STORE response');
+    }
     for (const [, it] of byRequest) {
       if (results.has(it.id)) continue;
-      const why =
-        noContext.get(it.id) ??
-        batchError ??
-        (accepted ? 'association ended before the destination answered (aborted?)' : 'association not established');
+      const why = noContext.get(it.id) ?? batchError ?? 'association ended before the destination answered';
       results.set(it.id, { id: it.id, ok: false, status: null, message: why });
     }
     if (!batchError && accepted && [...byRequest.values()].every((it) => !results.get(it.id)?.ok) && byRequest.size > 0) {
