@@ -20,8 +20,9 @@ async function main(): Promise<void> {
   }
   setLogLevel(loaded.config.logLevel);
   log.info('configuration loaded', { event: 'config.loaded', source: loaded.source });
-  const node = await buildNode(loaded.config);
+  let node: Awaited<ReturnType<typeof buildNode>>;
   try {
+    node = await buildNode(loaded.config); // builds the senders: reads destinations' TLS files
     await node.start();
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
@@ -29,8 +30,8 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   process.stdout.write(
-    `stroke-node ready: DICOM ${loaded.config.dimse.aeTitle}@${loaded.config.dimse.host}:${node.dimsePort ?? '-'}, ` +
-      `HTTP http://${loaded.config.http.host}:${node.httpPort} (STOW-RS at /dicom-web/studies, health at /healthz)\n`,
+    `stroke-node ready: DICOM ${loaded.config.dimse.aeTitle}@${loaded.config.dimse.host}:${node.dimsePort ?? '-'}${loaded.config.dimse.tls ? ' (TLS)' : ''}, ` +
+      `HTTP ${node.httpScheme}://${loaded.config.http.host}:${node.httpPort} (STOW-RS at /dicom-web/studies, health at /healthz)\n`,
   );
   const shutdown = async (sig: string) => {
     log.info('shutting down', { event: 'node.stop', signal: sig });

@@ -557,10 +557,42 @@ export class DimseReceiver {
     if (cfg.tls) {
       // DICOM TLS (PS3.15 B.9): the PEM files are read here (a bad one fails start-up naming its key);
       // the association starts once the handshake is complete, which ARTIM bounds.
-      const tlsServer = createDicomTlsServer(serverTlsOptions(cfg.tls, 'dimse.tls'), cfg.artimTimeoutSeconds * 1000, onConnection);
+      // A handshake in progress counts as a pending connection (dimse.maxPendingConnections*) until it
+      // completes (StoreScp then counts the connection itself) or the socket closes.
+      const handshaking = new Map<string, () => void>();
+      const key = (s: net.Socket): string => `${s.remoteAddress}|${s.remotePort}`;
+      const onSecure = (socket: net.Socket): void => {
+        handshaking.get(key(socket))?.();
+        onConnection(socket);
+      };
+      const tlsServer = createDicomTlsServer(serverTlsOptions(cfg.tls, 'dimse.tls'), cfg.artimTimeoutSeconds * 1000, onSecure);
       tlsServer.on('connection', (raw: net.Socket) => {
         this.sockets.add(raw); // so that stop() also ends handshakes in progress
         raw.on('close', () => this.sockets.delete(raw));
+        const ip = (raw.remoteAddress ?? '').replace(/^::ffff:/, '');
+        if (!this.openPending(ip)) {
+          log.warn('connection refused: too many connections without an association', {
+            event: 'dimse.connection.limit',
+            remote: ip,
+            tls: true,
+            pending: this.pendingTotal,
+            maxTotal: cfg.maxPendingConnections,
+            maxPerIp: cfg.maxPendingConnectionsPerIp,
+          });
+          this.events.onFailure?.('too many pending connections');
+          raw.destroy();
+          return;
+        }
+        const k = key(raw);
+        let counted = true;
+        const release = (): void => {
+          if (!counted) return;
+          counted = false;
+          handshaking.delete(k);
+          this.closePending(ip);
+        };
+        handshaking.set(k, release);
+        raw.once('close', release);
       });
       this.server = tlsServer;
     } else {

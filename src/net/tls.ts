@@ -9,6 +9,7 @@
  */
 import * as crypto from 'crypto';
 import * as fs from 'fs';
+import * as net from 'net';
 import * as tls from 'tls';
 import type { ClientTls, ServerTls } from '../config/schema';
 import { log } from '../util/log';
@@ -152,8 +153,9 @@ const UNTRUSTED = new Set([
  */
 export function describeClientTlsError(e: NodeJS.ErrnoException & { reason?: string }): string {
   const code = e.code ?? '';
-  const detail = `${code ? `${code}: ` : ''}${e.message}`;
-  if (UNTRUSTED.has(code)) return `TLS: the destination's certificate is not trusted by destinations[].tls.caFile (${detail})`;
+  // OpenSSL errors carry a short `reason`; their message adds addresses and source paths.
+  const detail = `${code ? `${code}: ` : ''}${(e.reason ?? e.message).trim()}`;
+  if (UNTRUSTED.has(code)) return `TLS: the destination's certificate is not trusted (${detail}); check destinations[].tls.caFile`;
   if (code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID') return `TLS: the destination's certificate is outside its validity period (${detail})`;
   if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') return `TLS: the destination's certificate does not name this host (set destinations[].tls.serverName?) (${detail})`;
   if (/ALERT_(UNKNOWN_CA|BAD_CERTIFICATE|CERTIFICATE_REQUIRED|CERTIFICATE_UNKNOWN|ACCESS_DENIED|DECRYPT_ERROR)/.test(code) || /alert (unknown ca|bad certificate|certificate required)/i.test(e.message)) {
@@ -181,13 +183,22 @@ function remoteOf(s: { remoteAddress?: string } | undefined): string {
  * end here; Node has already destroyed the socket.
  */
 export function logTlsClientErrors(server: tls.Server, port: 'dimse' | 'http'): void {
+  // Node's net.Socket caches its peer address once read: read it now, while the connection is up,
+  // so that it is still known when a failed handshake has already destroyed the socket.
+  server.on('connection', (raw: net.Socket) => void raw.remoteAddress);
   server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: tls.TLSSocket) => {
+    // A client certificate that fails verification: Node completes the handshake, records why in
+    // authorizationError and closes the socket, which then reports only "socket hang up".
+    const certError = (socket as { authorizationError?: Error | string }).authorizationError;
     log.warn('TLS handshake failed', {
       event: `${port}.tls.handshake_failed`,
-      remote: remoteOf(socket),
-      code: err.code,
-      reason: err.message.replace(/[^\x20-\x7e]/g, '?').slice(0, 200),
+      remote: remoteOf(socket) || remoteOf((socket as unknown as { _parent?: net.Socket })._parent),
+      code: certError ? String(certError) : err.code,
+      // OpenSSL errors carry a short `reason` ("peer did not return a certificate"); the message adds addresses and source paths
+      reason: (certError ? `client certificate refused: ${String(certError)}` : (err as { reason?: string }).reason ?? err.message).replace(/[^\x20-\x7e]/g, '?').slice(0, 200),
     });
+    // Node leaves a socket whose handshake timed out open: close it (a no-op when already closed).
+    socket.destroy();
   });
 }
 

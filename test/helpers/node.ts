@@ -46,7 +46,7 @@ export async function startTestNode(overrides: Record<string, unknown> = {}, dir
     config,
     dir: d,
     dimsePort: node.dimsePort!,
-    httpUrl: `http://127.0.0.1:${node.httpPort}`,
+    httpUrl: `${node.httpScheme}://127.0.0.1:${node.httpPort}`,
     stop: async () => {
       await node.stop();
       if (!process.env.KEEP_HARNESS_DIRS && !dir) fs.rmSync(d, { recursive: true, force: true });
