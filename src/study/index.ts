@@ -112,6 +112,11 @@ function gantryTilt(ds: NaturalDataset): number | undefined {
 function buildStacks(s: SeriesState): { stacks: Stack[]; problems: string[]; notes: string[] } {
   const frames = s.headers.filter((h) => !h.error).flatMap((h) => h.frames);
   const forUid = str(s.ds, 'FrameOfReferenceUID') ?? '';
+  if (!/^[0-2](\.(0|[1-9]\d*))+$/.test(forUid) || forUid.length > 64) {
+    // Every SEG, SR and SC the node writes is placed on the source's frame of reference: a series
+    // without one cannot get results, and retrying would not change that (not a transient failure).
+    return { stacks: [], problems: ['no valid FrameOfReferenceUID (0020,0052): results could not be placed on this series'], notes: [] };
+  }
   const tilt = gantryTilt(s.ds);
   const problems: string[] = [];
   const notes: string[] = [];

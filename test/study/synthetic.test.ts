@@ -79,6 +79,13 @@ describe('volume assembly from synthetic series', () => {
     expect(r.availability.series[0].reason).toMatch(/mixed orientations/);
   });
 
+  test('no FrameOfReferenceUID: rejected with a reason, so the study ends not_processed instead of being retried', async () => {
+    const r = await assembleStudy(writeSeries(dir('nofor'), { modality: 'MR', extra: { ...T2, FrameOfReferenceUID: '' }, slices: t2Slices(4) }));
+    expect(r.availability.series[0].usable).toBe(false);
+    expect(r.availability.series[0].reason).toMatch(/no valid FrameOfReferenceUID/);
+    expect(r.availability.available.T2).toBe(false);
+  });
+
   test('mixed matrix sizes: rejected with a reason', async () => {
     const slices = t2Slices(4).map((s, k) => (k === 2 ? { ...s, rows: 4, columns: 4, pixels: filled(1, 16) } : s));
     const r = await assembleStudy(writeSeries(dir('mixsize'), { modality: 'MR', extra: T2, slices }));
