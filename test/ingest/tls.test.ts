@@ -20,6 +20,7 @@ import { log } from '../../src/util/log';
 import { CertPair, makeTestPki, TestPki } from '../harness/certs';
 import { geHeadCt } from '../harness/data';
 import { startStorescp, storescu, StorescuResult } from '../harness/dcmtk';
+import { startOrthanc } from '../harness/orthanc';
 import { freePort, httpStatus } from '../harness/ports';
 import { startTestNode, stowBody, testConfig, TestNode, waitFor } from '../helpers/node';
 
@@ -210,6 +211,55 @@ describe("the node's DIMSE egress over TLS to DCMTK storescp +tls (which require
     expect(r.lastError).toMatch(/^TLS: the destination's certificate does not name this host/);
     expect(r.received).toEqual([]);
   });
+});
+
+test('Orthanc with DICOM TLS (DicomTlsEnabled, UseDicomTls) sends to the node and receives its results, both over mutual TLS', async () => {
+  const nodePort = await freePort();
+  const pacs = await startOrthanc({
+    aet: 'ORTHANC',
+    config: {
+      DicomTlsEnabled: true,
+      DicomTlsCertificate: pki.server.cert,
+      DicomTlsPrivateKey: pki.server.key,
+      DicomTlsTrustedCertificates: pki.ca,
+      DicomTlsRemoteCertificateRequired: true,
+      DicomModalities: { NODE: { AET: 'STROKEAI', Host: '127.0.0.1', Port: nodePort, UseDicomTls: true } },
+    },
+  });
+  let t: TestNode | undefined;
+  try {
+    t = await startTestNode({
+      dimse: {
+        port: nodePort,
+        allowAnyCaller: false,
+        allowedPeers: [{ aeTitle: 'ORTHANC' }],
+        tls: { certFile: pki.server.cert, keyFile: pki.server.key, caFile: pki.ca, requireClientCert: true },
+      },
+      destinations: [
+        { name: 'orthanc', type: 'dimse', host: '127.0.0.1', port: pacs.dicomPort, calledAeTitle: 'ORTHANC', tls: { caFile: pki.ca, certFile: pki.client.cert, keyFile: pki.client.key } },
+      ],
+    });
+    // Orthanc -> node
+    const f = geHeadCt()[11];
+    const uploaded = await pacs.uploadFile(fs.readFileSync(f));
+    await pacs.storeToModality('NODE', [uploaded.ID]);
+    expect(t.node.store.get(sop(f))).toMatchObject({ sourceAe: 'ORTHANC' });
+    // node -> Orthanc (the egress of the running node, to a fresh instance Orthanc does not have)
+    const g = geHeadCt()[12];
+    const db = openDb(path.join(tmp, 'orthanc-egress'));
+    try {
+      const eg = new EgressService({ db, destinations: t.config.destinations, settings: t.config.egress, callingAeTitle: 'STROKEAI', jitter: 0 });
+      eg.enqueue([{ path: g }], ['orthanc']);
+      await eg.sendNow();
+      expect(eg.outbox.list().map((r) => [r.state, r.lastError])).toEqual([['sent', null]]);
+    } finally {
+      db.close();
+    }
+    expect(await pacs.instanceIdOf(sop(g))).toBeDefined();
+  } finally {
+    await t?.stop();
+    await pacs.stop();
+  }
 });
 
 describe('HTTPS on the HTTP port (http.tls)', () => {
