@@ -72,16 +72,24 @@ function checkPair(cert: Buffer, keyPem: Buffer, prefix: string): void {
   }
 }
 
-/** Validity of a certificate (first of a chain) for a start-up warning. */
-export function certificateInfo(cert: Buffer): { subject: string; validTo: string; expired: boolean; notYetValid: boolean } {
+/** Warn at start-up when this node's certificate (first of its chain) is not valid now or expires within this many days. */
+export const CERT_EXPIRY_WARNING_DAYS = 30;
+
+function warnValidity(cert: Buffer, key: string): void {
   const x = new crypto.X509Certificate(cert);
   const now = Date.now();
-  return {
-    subject: x.subject.replace(/\n/g, ', '),
-    validTo: new Date(x.validTo).toISOString(),
-    expired: Date.parse(x.validTo) < now,
-    notYetValid: Date.parse(x.validFrom) > now,
-  };
+  const validTo = Date.parse(x.validTo);
+  const daysLeft = Math.floor((validTo - now) / 86400000);
+  if (Date.parse(x.validFrom) > now || daysLeft < CERT_EXPIRY_WARNING_DAYS) {
+    log.warn(daysLeft < 0 ? 'TLS certificate expired' : Date.parse(x.validFrom) > now ? 'TLS certificate not valid yet' : 'TLS certificate expires soon', {
+      event: 'tls.certificate_validity',
+      key,
+      subject: x.subject.replace(/\n/g, ', '),
+      validFrom: new Date(x.validFrom).toISOString(),
+      validTo: new Date(validTo).toISOString(),
+      daysLeft,
+    });
+  }
 }
 
 /**
@@ -97,6 +105,7 @@ export function serverTlsOptions(cfg: ServerTls, prefix: string): tls.TlsOptions
   const cert = readPem(cfg.certFile, `${prefix}.certFile`, 'certificate');
   const key = readPem(cfg.keyFile, `${prefix}.keyFile`, 'key');
   checkPair(cert, key, prefix);
+  warnValidity(cert, `${prefix}.certFile`);
   const ca = cfg.caFile ? readPem(cfg.caFile, `${prefix}.caFile`, 'ca') : undefined;
   return {
     cert,
@@ -129,6 +138,7 @@ export function clientTlsOptions(cfg: ClientTls, prefix: string): tls.Connection
     out.cert = readPem(cfg.certFile, `${prefix}.certFile`, 'certificate');
     out.key = readPem(cfg.keyFile, `${prefix}.keyFile`, 'key');
     checkPair(out.cert as Buffer, out.key as Buffer, prefix);
+    warnValidity(out.cert as Buffer, `${prefix}.certFile`);
   }
   if (cfg.serverName) out.servername = cfg.serverName;
   return out;

@@ -319,6 +319,18 @@ describe('TLS configuration', () => {
     expect(() => clientTlsOptions({ certFile: pki.client.cert, rejectUnauthorized: true, minVersion: 'TLSv1.2' }, 'x.tls')).toThrow(/^x\.tls\.certFile and x\.tls\.keyFile go together/);
   });
 
+  test('a certificate that expires within 30 days is a start-up warning (the test certificates last 2 days)', () => {
+    const warn: jest.SpyInstance = jest.spyOn(log, 'warn');
+    try {
+      serverTlsOptions(server({}), 'http.tls');
+      const [line] = logged(warn, 'tls.certificate_validity');
+      expect(line).toMatchObject({ key: 'http.tls.certFile', subject: 'CN=localhost' });
+      expect(line.daysLeft).toBeLessThanOrEqual(2);
+    } finally {
+      warn.mockRestore();
+    }
+  });
+
   test('the node does not start with a bad http.tls file, and says which key', async () => {
     const { config, dir } = await testConfig({ http: { tls: { certFile: path.join(tmp, 'missing.crt'), keyFile: pki.server.key } } });
     const node = await buildNode(config);
