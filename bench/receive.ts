@@ -20,7 +20,7 @@ export interface ReceiverResult {
   failures: number;
 }
 
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = net.createServer();
     s.listen(0, '127.0.0.1', () => {
@@ -45,7 +45,7 @@ async function waitPort(port: number, ms = 30000): Promise<void> {
   throw new Error(`port ${port} did not open`);
 }
 
-function peakRssMb(pid: number): number {
+export function peakRssMb(pid: number): number {
   try {
     const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m ? Number(m[1]) / 1024 : NaN;
@@ -110,7 +110,7 @@ async function sendParallel(port: number, aec: string, dirs: string[]): Promise<
   return { seconds: Number(process.hrtime.bigint() - t0) / 1e9, failures: codes.filter((c) => c !== 0).length };
 }
 
-function sendWithStorescu(port: number, aec: string, dir: string): { seconds: number; failures: number } {
+export function sendWithStorescu(port: number, aec: string, dir: string): { seconds: number; failures: number } {
   const t0 = process.hrtime.bigint();
   const r = spawnSync('storescu', ['-aet', 'BENCH', '-aec', aec, '+sd', '-xe', '127.0.0.1', String(port), dir], {
     env: { ...process.env, TCP_NODELAY: '1' },
@@ -131,7 +131,7 @@ async function stop(p: ChildProcess): Promise<void> {
   });
 }
 
-interface Receiver {
+export interface Receiver {
   name: string;
   start(work: string): Promise<{ port: number; aec: string; pid: number; stop(): Promise<void> }>;
 }
@@ -147,7 +147,7 @@ const storescpReceiver: Receiver = {
   },
 };
 
-function nodeReceiver(fsync: boolean): Receiver {
+export function nodeReceiver(fsync: boolean): Receiver {
   return {
     name: fsync ? 'stroke-node' : 'stroke-node (storage.fsync=false)',
     async start(work) {

@@ -6,6 +6,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { benchE2e } from './e2e';
+import { benchHostile } from './hostile';
 import { benchQueue } from './queue';
 import { benchReceive } from './receive';
 
@@ -36,6 +37,13 @@ async function main(): Promise<void> {
         `receive x${s.associations}: ${s.results.map((x) => `${x.receiver} ${x.instancesPerSecond.toFixed(0)} inst/s rss ${x.peakRssMb.toFixed(0)} MB`).join(' | ')} | ratio ${s.ratio.toFixed(2)} (no fsync ${s.ratioNoFsync.toFixed(2)})\n`,
       );
     }
+  }
+  if (want('hostile')) {
+    const r = await benchHostile(Number(process.env.BENCH_HOSTILE_N ?? 300));
+    report.hostile = r;
+    process.stdout.write(
+      `hostile: quiet ${r.quiet.instancesPerSecond.toFixed(0)} inst/s, under load ${r.hostile.instancesPerSecond.toFixed(0)} inst/s, ratio ${r.ratio}, peak RSS ${r.hostile.peakRssMb.toFixed(0)} MB; ${r.hostile.nestingRefusedC000}/${r.hostile.nestingSent} nesting bombs refused C000 (median ${r.hostile.nestingMedianAnswerMs} ms)\n`,
+    );
   }
   if (want('e2e')) {
     const r = await benchE2e(Number(process.env.BENCH_E2E_RUNS ?? 3));
