@@ -19,11 +19,11 @@ export const ServerTlsSchema = z
   .object({
     certFile: z.string().min(1).describe("this node's certificate chain (PEM)"),
     keyFile: z.string().min(1).describe('its private key (PEM)'),
-    caFile: z.string().optional().describe('CA bundle (PEM) that client certificates must chain to'),
+    caFile: z.string().optional().describe('CA bundle (PEM) client certificates are verified against; alone (without requireClientCert) a certificate is asked for and the result logged, not required'),
     requireClientCert: z
       .boolean()
       .default(false)
-      .describe('refuse a peer without a client certificate signed by caFile (mutual TLS); the AE allow-list still applies'),
+      .describe('refuse a peer without a client certificate chaining to caFile (mutual TLS; needs caFile); the AE allow-list still applies'),
     minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
   })
   .strict();
