@@ -152,20 +152,25 @@ describe('hostile DIMSE input', () => {
     const ts = p10.transferSyntaxUid;
     const sopClassUid = String(p10.dataset.SOPClassUID);
     const answers: number[] = [];
-    const scu = await RawScu.associate(t.dimsePort, { sopClassUid, ...(ts ? {} : {}) }).catch(() => undefined);
-    await scu?.release();
+    const comments: string[] = [];
     for (let i = 1; i <= 30; i++) {
       const cut = Math.floor(((real.length - metaEnd) * i) / 31);
       const synth = imageDataset({ rows: 64, columns: 64 });
       const synthCut = synth.dataset.subarray(0, Math.floor((synth.dataset.length * i) / 31));
       const r = await send(t, synthCut, { sopClassUid: synth.sopClassUid, sopInstanceUid: synth.sopInstanceUid });
       answers.push(r.status);
-      if (ts === '1.2.840.10008.1.2.1') {
+      comments.push(r.errorComment ?? '');
+      expect(ts).toBe('1.2.840.10008.1.2.1'); // the raw SCU proposes Explicit VR LE
+      {
         const rr = await send(t, real.subarray(metaEnd, metaEnd + cut), { sopClassUid, sopInstanceUid: String(p10.dataset.SOPInstanceUID) });
         answers.push(rr.status);
+        comments.push(rr.errorComment ?? '');
       }
     }
     expect(new Set(answers)).toEqual(new Set([0xc000]));
+    // every refusal says why, in words (the issue found "undefined" and TypeError texts)
+    for (const c of comments) expect(c).toMatch(/^[\x20-\x7e]{12,}$/);
+    expect(comments.join('\n')).not.toMatch(/undefined|Cannot read properties/);
     // PixelData declaring 0xFFFFFFF0 bytes in a 9 kB instance
     const huge = imageDataset({ rows: 64, columns: 64, pixelLength: 0xfffffff0 });
     const h = await send(t, huge.dataset, huge);
