@@ -11,7 +11,7 @@
  *   the window passes.
  * - State-changing requests that rely on the cookie must be JSON (a cross-site form cannot send
  *   application/json without a CORS preflight the node never grants) and, when the browser sends an
- *   Origin, come from this host.
+ *   Origin, come from this host (`Origin: null`, sent by sandboxed frames and data: pages, is refused).
  */
 import * as crypto from 'crypto';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
@@ -111,14 +111,17 @@ export class AdminAuth {
     }
     if (r.via === 'session' && req.method !== 'GET' && req.method !== 'HEAD') {
       const origin = req.headers.origin;
-      if (origin && origin !== 'null') {
+      if (origin !== undefined) {
+        // "null" is what a sandboxed iframe, a data: or file: page or a cross-origin redirect
+        // sends: never this node's own page, so refused like any other foreign origin.
         let host = '';
         try {
-          host = new URL(origin).host;
+          host = origin === 'null' ? '' : new URL(origin).host;
         } catch {
           host = '';
         }
-        if (host !== req.headers.host) {
+        if (!host || host !== req.headers.host) {
+          log.warn('admin: cross-origin action refused', { event: 'admin.cross_origin', ip: req.ip, origin: origin === 'null' ? 'null' : 'other' });
           res.status(403).json({ error: 'cross-origin request refused' });
           return;
         }

@@ -5,11 +5,14 @@
  *   models    — at least one model ready, or no model configured at all
  *   queue     — the job queue answers (its database is readable)
  * 200 when every check passes, else 503; the body lists each check with its detail.
+ * /readyz is unauthenticated (load balancers, orchestrators): the details name no file or folder of
+ * the machine (an error's path is replaced by "<path>"); the full error goes to the log.
  */
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import type { StrokeNode } from '../node';
+import { log } from '../util/log';
 import { withTimeout } from '../util/timeout';
 import type { ModelRegistry } from '../models/registry';
 
@@ -23,16 +26,26 @@ export interface Readiness {
   checks: { store: CheckResult; disk: CheckResult; models: CheckResult; queue: CheckResult };
 }
 
-function attempt(fn: () => string): CheckResult {
+/** Absolute paths (POSIX or Windows) in a message, quoted or not. */
+const PATHS = /(^|[\s'"(=,:])(?:\/|[A-Za-z]:\\)[^\s'",)]*/g;
+
+/** A detail fit for an unauthenticated answer: no local path, printable text only. */
+export function withoutPaths(s: string): string {
+  return s.replace(PATHS, '$1<path>').replace(/[^\x20-\x7e]+/g, ' ');
+}
+
+function attempt(what: string, fn: () => string): CheckResult {
   try {
     return { ok: true, detail: fn() };
   } catch (e) {
-    return { ok: false, detail: (e as Error).message };
+    const message = (e as Error).message ?? String(e);
+    log.warn(`readiness: ${what} check failed`, { event: 'readyz.failed', check: what, error: message });
+    return { ok: false, detail: withoutPaths(message) };
   }
 }
 
 export async function readiness(node: StrokeNode, registry: ModelRegistry): Promise<Readiness> {
-  const store = attempt(() => {
+  const store = attempt('store', () => {
     const f = path.join(node.store.tmpDir, `readyz-${crypto.randomBytes(4).toString('hex')}.probe`);
     const fd = fs.openSync(f, 'w');
     try {
@@ -42,7 +55,7 @@ export async function readiness(node: StrokeNode, registry: ModelRegistry): Prom
       fs.closeSync(fd);
       fs.rmSync(f, { force: true });
     }
-    return `writable (${node.store.dir})`;
+    return 'storage folder writable';
   });
 
   node.store.invalidateSpaceCache();
@@ -70,7 +83,8 @@ export async function readiness(node: StrokeNode, registry: ModelRegistry): Prom
     const c = await withTimeout(node.queue.counts(), 2000, `${node.queue.backend} queue did not answer within 2 s`);
     queue = { ok: true, detail: `${node.queue.backend}: ${c.ready} ready, ${c.running} running, ${c.collecting} collecting` };
   } catch (e) {
-    queue = { ok: false, detail: (e as Error).message };
+    log.warn('readiness: queue check failed', { event: 'readyz.failed', check: 'queue', error: (e as Error).message });
+    queue = { ok: false, detail: withoutPaths((e as Error).message) };
   }
 
   return { ready: store.ok && disk.ok && models.ok && queue.ok, checks: { store, disk, models, queue } };
