@@ -275,7 +275,8 @@ const tmpFiles = (storeDir: string) => fs.readdirSync(path.join(storeDir, 'tmp')
 
 /** A small filesystem of its own when this process may mount one (root with CAP_SYS_ADMIN), else undefined. */
 function mountTmpfs(sizeMb: number): { dir: string; unmount(): void } | undefined {
-  if (process.getuid?.() !== 0) return undefined;
+  // STOW_HOSTILE_NO_MOUNT=1 runs the tests as an unprivileged CI would (floor on the shared disk)
+  if (process.getuid?.() !== 0 || process.env.STOW_HOSTILE_NO_MOUNT) return undefined;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stow-tmpfs-'));
   try {
     execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${sizeMb}m`, 'tmpfs', dir], { stdio: 'ignore' });
@@ -423,7 +424,7 @@ describe('the disk fills during a STOW-RS body (items 5 and 6)', () => {
   let storeDir: string;
   let node: ChildNode | undefined;
   const acked = new Map<string, number>();
-  const FLOOR_MARGIN_MB = 24;
+  const FLOOR_MARGIN_MB = 64;
 
   beforeAll(async () => {
     // Its own small tmpfs when the test may mount one (the floor then sits at an exact place);
@@ -454,8 +455,9 @@ describe('the disk fills during a STOW-RS body (items 5 and 6)', () => {
     for (const i of small) acked.set(i.sop, i.size);
     expect(storedUids(first).sort()).toEqual(small.map((i) => i.sop).sort());
 
-    // one 96 MB instance, while only 24 MB may be written before the floor
-    const big = instance(768);
+    // one 512 MB instance, while only 64 MB may be written before the floor (the node stops there:
+    // the size only leaves room for other writers on a shared disk)
+    const big = instance(4096);
     const a = await post(`${n.httpUrl}/dicom-web/studies`, multipart([instanceBytes(big)]), { timeoutMs: 30000 });
     const h = await health.stop();
     expect(a.status).toBe(507);
@@ -483,7 +485,7 @@ describe('the disk fills during a STOW-RS body (items 5 and 6)', () => {
   test('instances stored before the floor is crossed in the same request are acknowledged (202), the crossing part gets 0xA700', async () => {
     const n = node!;
     const small = [instance(1), instance(2)];
-    const big = instance(768);
+    const big = instance(4096);
     const a = await post(`${n.httpUrl}/dicom-web/studies`, multipart([...small, big].map(instanceBytes)), { timeoutMs: 30000 });
     expect(a.status).toBe(202);
     expect(a.bodyDone).toBe(false);
