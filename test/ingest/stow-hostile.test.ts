@@ -380,7 +380,11 @@ async function spawnNode(storeDir: string, overrides: Record<string, Record<stri
   });
   const exited = new Promise<void>((r) => proc.once('exit', () => r()));
   const httpUrl = `http://127.0.0.1:${httpPort}`;
-  await waitForHttp(`${httpUrl}/healthz`, { timeoutMs: 60000, alive: () => proc.exitCode === null });
+  try {
+    await waitForHttp(`${httpUrl}/healthz`, { timeoutMs: 60000, alive: () => proc.exitCode === null });
+  } finally {
+    fs.rmSync(cfgFile, { force: true }); // read at start
+  }
   return { proc, pid: proc.pid!, httpUrl, dimsePort, storeDir, logs, otherLines, exited };
 }
 
