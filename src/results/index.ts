@@ -37,4 +37,4 @@ export {
   type ScInstance,
 } from './sc';
 export { writeMeasurementSr, COMPREHENSIVE_SR, type MeasurementSrInput, type MeasurementSrResult } from './sr';
-export { adcCoreVolumeMl } from './measure';
+export { adcCoreVolumeMl, coreThresholdValidity, ADC_CORE_B_RANGE, ADC_CORE_THRESHOLD } from './measure';

@@ -32,6 +32,8 @@ export interface Provenance {
   processingMs: number;
   /** True when the result is, or was computed from, a synthetic image (e.g. CT→DWI synthesis). */
   synthetic: boolean;
+  /** What the post-processing of the model's mask did (rules, thresholds, what each removed), in words. */
+  postprocessing?: string;
 }
 
 const UID_RE = /^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$/;

@@ -228,6 +228,7 @@ export function buildSegDataset(input: SegInput): { dataset: NaturalDataset; seg
     provenance.synthetic ? 'Segmentation computed on a SYNTHETIC (AI-generated) image, not an acquired one.' : '',
     `Segmented volume ${segments.map((s, i) => `${s.label}: ${formatMl(segmentVolumesMl[i])}`).join(', ')}.`,
     summary,
+    provenance.postprocessing ?? '',
     deployment.disclaimer ?? '',
   ]
     .filter(Boolean)

@@ -40,6 +40,11 @@ export interface MeasurementSrInput {
    * no ADC was available (the SR then says so in its qualitative evaluations).
    */
   core?: { volumeMl: number; region: 'lesion' | 'brain' };
+  /**
+   * What the SR says about the core threshold: with `core`, how it was applied (e.g. the b-value of the ADC);
+   * without, why no core volume is reported (e.g. the ADC comes from b = 2500, where the threshold does not apply).
+   */
+  coreNote?: string;
   algorithmName: string;
   algorithmVersion: string;
   provenance: Provenance;
@@ -134,8 +139,9 @@ export function buildMeasurementSr(input: MeasurementSrInput): { dataset: Natura
   ]);
   const evaluations = [
     provenance.synthetic ? 'Measured on a SYNTHETIC (AI-generated) image, not an acquired one.' : '',
-    input.core ? '' : 'Ischaemic core volume (ADC < 620 x10-6 mm2/s) not reported: no ADC available.',
+    input.core ? (input.coreNote ?? '') : (input.coreNote ?? 'Ischaemic core volume (ADC < 620 x10-6 mm2/s) not reported: no ADC available.'),
     provenanceSummary(provenance),
+    provenance.postprocessing ?? '',
     deployment.disclaimer ?? '',
   ].filter(Boolean);
 
