@@ -4,6 +4,7 @@
  * with a message naming it.
  */
 import { z } from 'zod';
+import { DEFAULT_LESION_POSTPROCESS as D } from '../pipelines/lesion-postprocess';
 
 const aeTitle = z
   .string()
@@ -228,6 +229,42 @@ export const ConfigSchema = z
       })
       .strict()
       .default({}),
+    lesionPostprocess: z
+      .object({
+        brainMask: z
+          .object({
+            enabled: z.boolean().default(D.brainMask.enabled).describe('drop lesion voxels outside a brain mask computed on the b0 (else the trace DWI): scalp, skull, orbits, sinuses'),
+            otsuFactor: z.number().positive().default(D.brainMask.otsuFactor).describe('threshold = this x the Otsu threshold of the b0 / DWI (below 1: the dark side of a coil profile stays in)'),
+            openingMm: z.number().positive().default(D.brainMask.openingMm).describe('in-plane erosion that separates scalp from brain before the largest component is kept'),
+            erodeMm: z.number().nonnegative().default(D.brainMask.erodeMm).describe('final in-plane erosion of the brain mask (the dura / CSF rim)'),
+            minInsideFraction: z
+              .number()
+              .min(0)
+              .max(1)
+              .default(D.brainMask.minInsideFraction)
+              .describe('a lesion component less than this fraction inside the brain mask is dropped, else kept whole; 0: voxels outside are cut off'),
+          })
+          .strict()
+          .default({}),
+        minComponent: z
+          .object({
+            enabled: z.boolean().default(D.minComponent.enabled).describe('drop 26-connected lesion components smaller than this'),
+            minVolumeMl: z.number().nonnegative().default(D.minComponent.minVolumeMl).describe('smallest component kept, mL (so the rule means the same on every voxel size)'),
+            minVoxels: z.number().int().nonnegative().default(D.minComponent.minVoxels).describe('and at least this many voxels'),
+          })
+          .strict()
+          .default({}),
+        restrictedDiffusion: z
+          .object({
+            enabled: z.boolean().default(D.restrictedDiffusion.enabled).describe('keep a lesion component only if its median ADC is low against the normal-appearing brain of the same study'),
+            maxAdcRatio: z.number().positive().default(D.restrictedDiffusion.maxAdcRatio).describe('largest ratio (component median ADC / normal-brain median ADC) kept as restricted'),
+          })
+          .strict()
+          .default({}),
+      })
+      .strict()
+      .default({})
+      .describe('false-positive control of the MR lesion mask (src/pipelines/lesion-postprocess.ts; thresholds chosen on the VAL phantoms, models/README.md)'),
     output: z
       .object({
         manufacturer: z.string().default('Stroke AI DICOM node (open source)'),

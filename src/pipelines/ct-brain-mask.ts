@@ -41,7 +41,7 @@ function boxMean3(src: Float32Array, slices: number, rows: number, cols: number)
  * replicated: per row/column a window sum over the edge-extended line (prefix sums, O(1) per pixel);
  * min = all ones in the window, max = any one.
  */
-function squareFilter(src: Uint8Array, slices: number, rows: number, cols: number, r: number, op: 'min' | 'max'): Uint8Array {
+export function squareFilter(src: Uint8Array, slices: number, rows: number, cols: number, r: number, op: 'min' | 'max'): Uint8Array {
   const w = 2 * r + 1;
   const isMin = op === 'min';
   const pass = (input: Uint8Array, n: number, lines: number, at: (line: number, i: number) => number, out: Uint8Array) => {
@@ -65,7 +65,7 @@ function squareFilter(src: Uint8Array, slices: number, rows: number, cols: numbe
 }
 
 /** Keep the largest 6-connected 3D component (labels in raster order; ties: the first). */
-function largestComponent(m: Uint8Array, slices: number, rows: number, cols: number): Uint8Array {
+export function largestComponent(m: Uint8Array, slices: number, rows: number, cols: number): Uint8Array {
   const labels = new Int32Array(m.length);
   const stack = new Int32Array(m.length);
   const plane = rows * cols;
@@ -110,7 +110,7 @@ function largestComponent(m: Uint8Array, slices: number, rows: number, cols: num
 }
 
 /** Fill holes per slice: background not 4-connected to the border becomes foreground. */
-function fillHoles2d(m: Uint8Array, slices: number, rows: number, cols: number): Uint8Array {
+export function fillHoles2d(m: Uint8Array, slices: number, rows: number, cols: number): Uint8Array {
   const out = new Uint8Array(m.length);
   const plane = rows * cols;
   const outside = new Uint8Array(plane);

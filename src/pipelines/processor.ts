@@ -13,6 +13,7 @@ import {
   DeploymentOptions,
   Provenance,
   adcCoreVolumeMl,
+  coreThresholdValidity,
   ischaemicLesionSegment,
   writeMeasurementSr,
   writeOverlaySc,
@@ -22,6 +23,7 @@ import {
 import { AssembledStudy, assembleStudy } from '../study';
 import { AvailabilityRecord, StoredInstance, Volume } from '../types';
 import { log, ref } from '../util/log';
+import { postprocessLesionMask } from './lesion-postprocess';
 import { logitsToMask, prepareInput } from './preprocess';
 import { RouteDecision, decideRoute } from './route';
 import { synthesiseDwi } from './synthesis';
@@ -44,6 +46,10 @@ export interface StudyOutcome {
   availability: { available: AvailabilityRecord['available']; series: { description?: string; classification: string; usable: boolean; reason: string; bValues?: number[] }[]; notes: string[] };
   lesionVolumeMl?: number;
   coreVolumeMl?: number;
+  /** Why no core volume was reported although an ADC was there (e.g. ADC from b = 2500), or how it was applied. */
+  coreNote?: string;
+  /** What the lesion post-processing did (lesion-postprocess.ts), in words. */
+  postprocessing?: string;
   outputs: { kind: string; sopInstanceUid: string; seriesInstanceUid: string; path: string }[];
   destinations: string[];
   /** How the results went to egress: this process's outbox, or the shared queue to sender processes. */
@@ -103,6 +109,28 @@ export async function segmentLesion(
   return { ref, mask };
 }
 
+/**
+ * The b-value an ADC map was computed at: its own when it carries one; else the trace DWI's (the node's own ADC
+ * is computed from it, and a scanner's ADC comes from the same diffusion acquisition, whose highest b the study
+ * assembly kept as the DWI). Undefined when neither says.
+ */
+export function adcBValue(adc: Volume, dwi?: Volume): number | undefined {
+  if (adc.bValue !== undefined && adc.bValue > 0) return adc.bValue;
+  return dwi?.bValue !== undefined && dwi.bValue > 0 ? dwi.bValue : undefined;
+}
+
+/**
+ * The ischaemic core (ADC < 620 inside the lesion) for the SR, with the sentence the SR carries about it. The 620
+ * threshold is defined for ADC at b ~ 1000: for an ADC from a b-value outside ADC_CORE_B_RANGE no volume is
+ * returned, only the note saying why. No ADC on the lesion grid: neither.
+ */
+export function coreMeasurement(adc: Volume | undefined, dwi: Volume | undefined, ref: Volume, mask: Uint8Array): { core?: { volumeMl: number; region: 'lesion' }; coreNote?: string } {
+  const g = ref.geometry;
+  if (!adc || adc.geometry.slices !== g.slices || adc.geometry.rows !== g.rows || adc.geometry.columns !== g.columns) return {};
+  const validity = coreThresholdValidity(adcBValue(adc, dwi));
+  return { core: validity.applies ? { volumeMl: adcCoreVolumeMl(adc, mask), region: 'lesion' } : undefined, coreNote: validity.note };
+}
+
 export function createProcessor(deps: ProcessorDeps): StudyProcessor {
   const { config, registry } = deps;
   return async (job, instances: StoredInstance[], route: Route): Promise<ProcessResult> => {
@@ -128,11 +156,16 @@ export function createProcessor(deps: ProcessorDeps): StudyProcessor {
     }
 
     const model = registry.get(decision.model)!;
-    const { ref: refVol, mask } = await segmentLesion(registry, decision.model, { DWI: study.volumes.DWI, ADC: study.volumes.ADC }, timings);
+    const { ref: refVol, mask: modelMask } = await segmentLesion(registry, decision.model, { DWI: study.volumes.DWI, ADC: study.volumes.ADC }, timings);
+    // False-positive control that follows the physics (brain mask, minimum size, restricted diffusion per component)
+    t = performance.now();
+    const pp = postprocessLesionMask(modelMask, { ref: refVol, dwi: study.volumes.DWI, b0: study.volumes.DWI_B0, adc: study.volumes.ADC }, config.lesionPostprocess);
+    const mask = pp.mask;
+    timings.lesionPostprocess = performance.now() - t;
 
     t = performance.now();
     const sources = [study.volumes.DWI, study.volumes.ADC].filter((v): v is Volume => !!v);
-    const provenance = provenanceOf(deps, model, [...new Set(sources.map((v) => v.seriesInstanceUid))], tStart, false);
+    const provenance = { ...provenanceOf(deps, model, [...new Set(sources.map((v) => v.seriesInstanceUid))], tStart, false), postprocessing: pp.report.summary };
     const dep = deployment(config, deps.nodeVersion);
     const seriesBase = config.output.seriesNumberBase;
     const seg = buildSeg({
@@ -145,10 +178,7 @@ export function createProcessor(deps: ProcessorDeps): StudyProcessor {
       options: { seriesNumber: seriesBase + 1 },
     });
     const lesionMl = seg.segmentVolumesMl[0] ?? 0;
-    let core: { volumeMl: number; region: 'lesion' } | undefined;
-    if (study.volumes.ADC && study.volumes.ADC.geometry.slices === refVol.geometry.slices && study.volumes.ADC.geometry.rows === refVol.geometry.rows && study.volumes.ADC.geometry.columns === refVol.geometry.columns) {
-      core = { volumeMl: adcCoreVolumeMl(study.volumes.ADC, mask), region: 'lesion' };
-    }
+    const { core, coreNote } = coreMeasurement(study.volumes.ADC, study.volumes.DWI, refVol, mask);
     const sr = writeMeasurementSr({
       sourceHeader: study.headers.get(refVol.sliceSources[0].sopInstanceUid)!,
       sourceSlices: refVol.sliceSources,
@@ -156,6 +186,7 @@ export function createProcessor(deps: ProcessorDeps): StudyProcessor {
       findingLabel: 'Ischaemic lesion',
       lesionVolumeMl: lesionMl,
       core,
+      coreNote,
       algorithmName: model.manifest.name,
       algorithmVersion: model.manifest.version,
       provenance,
@@ -182,6 +213,8 @@ export function createProcessor(deps: ProcessorDeps): StudyProcessor {
       model: { name: model.manifest.name, version: model.manifest.version, sha256: model.manifest.sha256, executionProvider: provenance.executionProvider },
       lesionVolumeMl: Math.round(lesionMl * 100) / 100,
       coreVolumeMl: core ? Math.round(core.volumeMl * 100) / 100 : undefined,
+      coreNote,
+      postprocessing: pp.report.summary,
       outputs,
       note: decision.note,
     };
