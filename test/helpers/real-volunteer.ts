@@ -8,8 +8,10 @@
  */
 import * as path from 'path';
 import { ModelRegistry } from '../../src/models/registry';
+import { DEFAULT_LESION_POSTPROCESS, LesionPostprocessOptions, components26, postprocessLesionMask } from '../../src/pipelines/lesion-postprocess';
 import { segmentLesion } from '../../src/pipelines/processor';
 import { assembleFromHeaders, readStudyHeaders } from '../../src/study';
+import { Volume } from '../../src/types';
 import { DICOM_DATA, instancesIn } from '../study/synth';
 
 export const XA30_VOLUNTEER = path.join(DICOM_DATA, 'siemens-xa30-enhanced-dwi');
@@ -44,6 +46,67 @@ export async function volunteerFalsePositives(registry: ModelRegistry, models: s
         n += c;
       }
       out.push({ model, input, markedMl: Math.round(n * voxelMl * 100) / 100, slices });
+    }
+  }
+  return out;
+}
+
+/** A real diffusion study without a labelled infarct, as the node assembles it. */
+export interface RealScan {
+  name: string;
+  dwi: Volume;
+  b0?: Volume;
+  adc?: Volume;
+}
+
+/**
+ * The real scans in the shared data that have no labelled infarct: the Siemens XA30 volunteer (b 2500; the
+ * scanner's TRACEW + ADC, and the node's own from the b0/b2500 frames), the GE SIGNA DWI (b 1000, ADC computed by
+ * the node; its pixel data hold no head, three bright horizontal lines per slice, the same in DCMTK's dcm2pnm) and
+ * the Philips Achieva study (b 1000, the scanner's ADC; no acute infarct seen: models/README.md).
+ */
+export async function realScans(): Promise<RealScan[]> {
+  const load = async (dir: string, filter?: (p: string) => boolean) => {
+    const headers = readStudyHeaders(instancesIn(path.join(DICOM_DATA, dir)));
+    return assembleFromHeaders(filter ? headers.filter((h) => filter(h.instance.path)) : headers);
+  };
+  const scan = (name: string, st: Awaited<ReturnType<typeof load>>): RealScan => ({ name, dwi: st.volumes.DWI!, b0: st.volumes.DWI_B0, adc: st.volumes.ADC });
+  return [
+    scan('Siemens XA30 b2500, scanner TRACEW+ADC', await load('siemens-xa30-enhanced-dwi')),
+    scan('Siemens XA30 b2500, node trace+ADC', await load('siemens-xa30-enhanced-dwi', (p) => p.includes('10_DWI_dir80_PA'))),
+    scan('GE b1000, node trace+ADC', await load('ge-dwi')),
+    scan('Philips Achieva b1000, scanner ADC', await load('philips-achieva-brain')),
+  ];
+}
+
+export interface RealScanResult {
+  scan: string;
+  model: string;
+  /** the model's mask as it comes back to the DWI grid */
+  rawMl: number;
+  rawComponents: number;
+  /** after the lesion post-processing: what the node's SEG holds */
+  markedMl: number;
+  components: number;
+  postprocessing: string;
+}
+
+/** Each model on each real scan through the node's path, before and after the lesion post-processing. */
+export async function realScanFalsePositives(
+  registry: ModelRegistry,
+  models: string[],
+  opts: LesionPostprocessOptions = DEFAULT_LESION_POSTPROCESS,
+): Promise<RealScanResult[]> {
+  const out: RealScanResult[] = [];
+  for (const sc of await realScans()) {
+    const g = sc.dwi.geometry;
+    const voxelMl = (g.pixelSpacing[0] * g.pixelSpacing[1] * g.sliceSpacing) / 1000;
+    const ml = (m: Uint8Array) => Math.round(m.reduce((a, x) => a + x, 0) * voxelMl * 100) / 100;
+    const nc = (m: Uint8Array) => components26(m, g.slices, g.rows, g.columns).members.length;
+    for (const model of models) {
+      const { mask: raw } = await segmentLesion(registry, model, { DWI: sc.dwi, ADC: sc.adc }, {});
+      const { mask, report } = postprocessLesionMask(raw, { ref: sc.dwi, dwi: sc.dwi, b0: sc.b0, adc: sc.adc }, opts);
+      out.push({ scan: sc.name, model, rawMl: ml(raw), rawComponents: nc(raw), markedMl: ml(mask), components: nc(mask), postprocessing: report.summary });
     }
   }
   return out;
