@@ -165,6 +165,26 @@ export class DimseReceiver {
     return true;
   }
 
+  /**
+   * Count a new connection as pending, or refuse it (closed at once, logged) when the total or
+   * per-IP cap is reached. The remote IP, or undefined when refused.
+   */
+  private admitPending(socket: net.Socket, tls: boolean): string | undefined {
+    const remote = (socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+    if (this.openPending(remote)) return remote;
+    log.warn('connection refused: too many connections without an association', {
+      event: 'dimse.connection.limit',
+      remote,
+      tls,
+      pending: this.pendingTotal,
+      maxTotal: this.cfg.maxPendingConnections,
+      maxPerIp: this.cfg.maxPendingConnectionsPerIp,
+    });
+    this.events.onFailure?.('too many pending connections');
+    socket.destroy();
+    return undefined;
+  }
+
   private closePending(ip: string): void {
     this.pendingTotal--;
     const n = (this.pendingByIp.get(ip) ?? 1) - 1;
@@ -207,19 +227,8 @@ export class DimseReceiver {
         // PDU with every chunk): ours hands whole PDUs to onPdu, views into the socket chunks.
         for (const l of socket.listeners('data')) socket.off('data', l as (...a: unknown[]) => void);
         this.reader = new PduReader((type, pdu) => this.onPdu(type, pdu), cfg.maxAssociateRequestBytes);
-        const remote = (socket.remoteAddress ?? '').replace(/^::ffff:/, '');
-        if (!receiver.openPending(remote)) {
-          log.warn('connection refused: too many connections without an association', {
-            event: 'dimse.connection.limit',
-            remote,
-            pending: receiver.pendingTotal,
-            maxTotal: cfg.maxPendingConnections,
-            maxPerIp: cfg.maxPendingConnectionsPerIp,
-          });
-          receiver.events.onFailure?.('too many pending connections');
-          socket.destroy();
-          return;
-        }
+        const remote = receiver.admitPending(socket, false);
+        if (remote === undefined) return;
         this.pendingIp = remote;
         this.artim = setTimeout(() => {
           log.warn('ARTIM timer expired: no association within dimse.artimTimeoutSeconds, closing', {
@@ -569,20 +578,8 @@ export class DimseReceiver {
       tlsServer.on('connection', (raw: net.Socket) => {
         this.sockets.add(raw); // so that stop() also ends handshakes in progress
         raw.on('close', () => this.sockets.delete(raw));
-        const ip = (raw.remoteAddress ?? '').replace(/^::ffff:/, '');
-        if (!this.openPending(ip)) {
-          log.warn('connection refused: too many connections without an association', {
-            event: 'dimse.connection.limit',
-            remote: ip,
-            tls: true,
-            pending: this.pendingTotal,
-            maxTotal: cfg.maxPendingConnections,
-            maxPerIp: cfg.maxPendingConnectionsPerIp,
-          });
-          this.events.onFailure?.('too many pending connections');
-          raw.destroy();
-          return;
-        }
+        const ip = this.admitPending(raw, true);
+        if (ip === undefined) return;
         const k = key(raw);
         let counted = true;
         const release = (): void => {
