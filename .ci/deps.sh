@@ -2,12 +2,12 @@
 # Installs the Debian packages the tests use, only those missing (a fresh machine has none).
 # Real peers, not mocks: Orthanc + DICOMweb plugin (PACS), DCMTK (second peer, speed reference),
 # dicom3tools (dciodvfy validator), Chromium (admin page and OHIF tests), Redis (multi-node queue),
-# pydicom's malformed test files (bad-input corpus).
+# pydicom's malformed test files (bad-input corpus), openssl (the TLS tests make their certificates).
 set -euo pipefail
-PKGS=(orthanc orthanc-dicomweb dcmtk dicom3tools chromium redis-server python3-pydicom)
+PKGS=(orthanc orthanc-dicomweb dcmtk dicom3tools chromium redis-server python3-pydicom openssl)
 # Model training/evaluation (not needed to run the node or its tests, only to reproduce models):
 if [ "${WITH_TRAINING_DEPS:-0}" = "1" ]; then
-  PKGS+=(python3-torch python3-onnx python3-nibabel python3-scipy mricron-data python3-nipype invesalius-examples)
+  PKGS+=(python3-torch python3-onnx python3-numpy python3-nibabel python3-scipy mricron-data python3-nipype invesalius-examples)
 fi
 missing=()
 for p in "${PKGS[@]}"; do
