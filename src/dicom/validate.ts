@@ -319,16 +319,9 @@ export class InstanceValidator {
     }
     this.bigEndian = this.ts === EXPLICIT_BE;
     this.stack.push({ kind: 'dataset', explicit: this.ts !== IMPLICIT_LE, tag: 0, fragments: 0 });
-    this.pos -= firstHeader.length;
     this.want = 8;
     this.step = (h) => this.elementHeader(h);
-    this.step(this.consume(firstHeader));
-  }
-
-  /** Book-keeping for a buffer handed to a step directly (not through push). */
-  private consume(b: Buffer): Buffer {
-    this.pos += b.length;
-    return b;
+    this.elementHeader(firstHeader); // already read (and counted in pos) as a meta header
   }
 
   private get top(): Frame {
@@ -369,7 +362,7 @@ export class InstanceValidator {
     }
   }
 
-  private push_(f: Omit<Frame, 'limit'>): void {
+  private open(f: Omit<Frame, 'limit'>): void {
     const parentLimit = this.top?.limit;
     const limit = f.end !== undefined ? f.end : parentLimit;
     if (f.end !== undefined && parentLimit !== undefined && f.end > parentLimit) {
@@ -433,15 +426,15 @@ export class InstanceValidator {
     const implicit = vr === 'UN?';
     if (topLevel && tag <= LAST_INDEXED_TAG && len !== UNDEFINED) this.headerBytes = Math.max(this.headerBytes, this.pos + len);
     if (topLevel && (tag === PIXEL_DATA || tag === 0x7fe00008 || tag === 0x7fe00009)) this.sawPixelData = true;
-    if (topLevel && tag === PIXEL_DATA) this.checkPixelData(len, vr);
+    if (topLevel && tag === PIXEL_DATA) this.checkPixelData(len);
     if (len === UNDEFINED) {
       if (vr === 'SQ' || implicit && tag !== PIXEL_DATA) {
-        this.push_({ kind: 'sequence', explicit: f.explicit, tag, fragments: 0 });
+        this.open({ kind: 'sequence', explicit: f.explicit, tag, fragments: 0 });
       } else if (vr === 'UN') {
         // PS3.5 §6.2.2: UN of undefined length holds Implicit VR Little Endian items.
-        this.push_({ kind: 'sequence', explicit: false, tag, fragments: 0 });
+        this.open({ kind: 'sequence', explicit: false, tag, fragments: 0 });
       } else if (vr === 'OB' || vr === 'OW' || implicit) {
-        this.push_({ kind: 'fragments', explicit: f.explicit, tag, fragments: 0 });
+        this.open({ kind: 'fragments', explicit: f.explicit, tag, fragments: 0 });
       } else {
         throw new Invalid(`element ${tagString(tag)} (${vr}) has an undefined length`);
       }
@@ -450,7 +443,7 @@ export class InstanceValidator {
     }
     this.checkWithin(tag, len);
     if (vr === 'SQ') {
-      this.push_({ kind: 'sequence', explicit: f.explicit, tag, end: this.pos + len, fragments: 0 });
+      this.open({ kind: 'sequence', explicit: f.explicit, tag, end: this.pos + len, fragments: 0 });
       this.nextHeader();
       return;
     }
@@ -460,7 +453,7 @@ export class InstanceValidator {
       this.step = (p) => {
         this.pos -= 4;
         if (p.readUInt32LE(0) === 0xe000fffe) {
-          this.push_({ kind: 'sequence', explicit: false, tag, end: this.pos + len, fragments: 0 });
+          this.open({ kind: 'sequence', explicit: false, tag, end: this.pos + len, fragments: 0 });
           this.nextHeader();
         } else {
           this.takeValue(tag, len);
@@ -575,10 +568,10 @@ export class InstanceValidator {
       return;
     }
     if (tag !== ITEM) throw new Invalid(`sequence ${tagString(f.tag)}: expected an item at byte ${start}, found ${tagString(tag)}`);
-    if (len === UNDEFINED) this.push_({ kind: 'item', explicit: f.explicit, tag: f.tag, fragments: 0 });
+    if (len === UNDEFINED) this.open({ kind: 'item', explicit: f.explicit, tag: f.tag, fragments: 0 });
     else {
       this.checkWithin(f.tag, len);
-      this.push_({ kind: 'item', explicit: f.explicit, tag: f.tag, end: this.pos + len, fragments: 0 });
+      this.open({ kind: 'item', explicit: f.explicit, tag: f.tag, end: this.pos + len, fragments: 0 });
     }
     this.nextHeader();
   }
@@ -600,7 +593,7 @@ export class InstanceValidator {
     this.skipValue(f.tag, len, () => this.afterValue());
   }
 
-  private checkPixelData(len: number, vr: string): void {
+  private checkPixelData(len: number): void {
     const native = NATIVE.has(this.ts);
     if (len === UNDEFINED) {
       if (native) throw new Invalid(`PixelData has an undefined length in an uncompressed transfer syntax (${this.ts})`);
@@ -617,7 +610,6 @@ export class InstanceValidator {
     if (len < needed) {
       throw new Invalid(`PixelData has ${len} bytes, Rows × Columns × SamplesPerPixel × NumberOfFrames × BitsAllocated needs ${needed} (${rows}×${cols}×${spp}×${frames}×${bits} bits)`);
     }
-    void vr;
   }
 }
 
