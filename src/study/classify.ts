@@ -5,7 +5,7 @@
  * SeriesDescription only as a last resort. Every decision carries the reason in words.
  */
 import { NaturalDataset, num, nums, seq, str, strs } from '../dicom/dcmjs';
-import { FrameInfo, InstanceHeader } from './header';
+import { FrameInfo, InstanceHeader, privateRaw } from './header';
 
 export type SeriesClass = 'DWI' | 'ADC' | 'TRACEW' | 'CT' | 'FLAIR' | 'T1' | 'T1C' | 'T2' | 'IGNORED';
 
@@ -63,6 +63,102 @@ export function hasContrast(ds: NaturalDataset): boolean {
   return seq(ds, 'ContrastBolusAgentSequence').length > 0;
 }
 
+/** Options a site may set (documented in src/study/README.md). */
+export interface ClassifyOptions {
+  /**
+   * When a T1 series carries no contrast tag, call it T1C if the study says contrast
+   * (StudyDescription / RequestedProcedureDescription / PerformedProcedureStepDescription) and the
+   * series itself says post-contrast (description/protocol post/+C/gad) or is fat-suppressed
+   * (ScanOptions FS, description "FS"/"fat sat"). Default false: tags only.
+   */
+  t1ContrastFromStudyContext?: boolean;
+}
+
+const NONE_VALUE = /^(NONE|NO|N\/A|NA|-|0|FALSE|UNKNOWN)$/i;
+
+/**
+ * Evidence of an administered contrast agent in an MR header, in words; undefined when none.
+ * ContrastBolusAgent (0018,0010), ContrastBolusAgentSequence (0018,0012), ContrastBolusIngredient
+ * (0018,1048), ContrastBolusVolume (0018,1041) > 0, ContrastBolusStartTime (0018,1042),
+ * ContrastBolusTotalDose (0018,1044) > 0; enhanced MR: ContrastBolusUsageSequence (0018,9341) with
+ * ContrastBolusAgentAdministered (0018,9342) YES (top level or shared/per-frame functional groups).
+ */
+export function mrContrastEvidence(ds: NaturalDataset): string | undefined {
+  const agent = (str(ds, 'ContrastBolusAgent') ?? '').trim();
+  if (agent && !NONE_VALUE.test(agent)) return `ContrastBolusAgent (0018,0010) "${agent}"`;
+  if (seq(ds, 'ContrastBolusAgentSequence').length > 0) return 'ContrastBolusAgentSequence (0018,0012) present';
+  const ingr = (str(ds, 'ContrastBolusIngredient') ?? '').trim();
+  if (ingr && !NONE_VALUE.test(ingr)) return `ContrastBolusIngredient (0018,1048) ${ingr}`;
+  const vol = num(ds, 'ContrastBolusVolume');
+  if (vol !== undefined && vol > 0) return `ContrastBolusVolume (0018,1041) ${vol} mL`;
+  const dose = num(ds, 'ContrastBolusTotalDose');
+  if (dose !== undefined && dose > 0) return `ContrastBolusTotalDose (0018,1044) ${dose} mL`;
+  const start = (str(ds, 'ContrastBolusStartTime') ?? '').trim();
+  if (start) return `ContrastBolusStartTime (0018,1042) present`;
+  const usage = [
+    ...seq(ds, 'ContrastBolusUsageSequence'),
+    ...seq(ds, 'SharedFunctionalGroupsSequence').flatMap((g) => seq(g, 'ContrastBolusUsageSequence')),
+    ...(seq(ds, 'PerFrameFunctionalGroupsSequence').slice(0, 1).flatMap((g) => seq(g, 'ContrastBolusUsageSequence'))),
+  ];
+  if (usage.some((u) => (str(u, 'ContrastBolusAgentAdministered') ?? '').toUpperCase() === 'YES')) {
+    return 'ContrastBolusUsageSequence (0018,9341) ContrastBolusAgentAdministered YES';
+  }
+  return undefined;
+}
+
+const CONTRAST_WORDS = /contrast|kontrast|\bgad|gado|\+\s?c\b|\bc\+|\bpost\b|\bkm\b|\bce\b|\bmit km\b/i;
+const studyText = (ds: NaturalDataset): string =>
+  ['StudyDescription', 'RequestedProcedureDescription', 'PerformedProcedureStepDescription']
+    .map((k) => str(ds, k) ?? '')
+    .filter((x) => x)
+    .join(' / ');
+
+/** Study-level hint of contrast (never decides without the site's option). */
+function studyContextNote(ds: NaturalDataset): string {
+  const t = studyText(ds);
+  return CONTRAST_WORDS.test(t)
+    ? ' (the study description names contrast, but no tag says this series was acquired after it: kept as T1; a site may set t1ContrastFromStudyContext)'
+    : '';
+}
+
+function studyContextContrast(ds: NaturalDataset): string | undefined {
+  if (!CONTRAST_WORDS.test(studyText(ds))) return undefined;
+  const sd = `${str(ds, 'SeriesDescription') ?? ''} ${str(ds, 'ProtocolName') ?? ''}`;
+  if (/post|\+\s?c\b|\bc\+|gad|gd\b|contrast|kontrast|\bkm\b|\bce\b/i.test(sd)) return 'the study names contrast and the series description/protocol says post-contrast';
+  const opts = strs(ds, 'ScanOptions').map((x) => x.toUpperCase());
+  if (opts.includes('FS') || /\bfs\b|fat.?sat|_fs\b|spir|spair/i.test(sd.replace(/[-_]/g, ' '))) {
+    return `the study names contrast and the series is fat-suppressed (ScanOptions ${opts.join('\\') || '-'}), as post-contrast T1 usually is`;
+  }
+  return undefined;
+}
+
+/** Philips (2001,xx20) "Philips Imaging DD 001" scanning technique (e.g. SE, TSE, TIR, FFE, DwiSE). */
+function philipsScanTechnique(ds: NaturalDataset): string | undefined {
+  const v = privateRaw(ds, 0x2001, 'Philips Imaging DD 001', 0x20);
+  if (v === undefined || v === null) return undefined;
+  const first = Array.isArray(v) ? v[0] : v;
+  const t =
+    typeof first === 'string'
+      ? first
+      : first instanceof ArrayBuffer || Object.prototype.toString.call(first) === '[object ArrayBuffer]'
+        ? Buffer.from(first as ArrayBuffer).toString('latin1')
+        : undefined;
+  const s = t?.replace(/\0+$/, '').trim().toUpperCase();
+  return s || undefined;
+}
+
+/** AcquisitionContrast from the enhanced MR frame type functional group (shared or first frame). */
+function frameAcquisitionContrast(ds: NaturalDataset): string {
+  const shared = seq(ds, 'SharedFunctionalGroupsSequence')[0];
+  const perFrame = seq(ds, 'PerFrameFunctionalGroupsSequence')[0];
+  for (const g of [perFrame, shared]) {
+    const ft = g ? seq(g, 'MRImageFrameTypeSequence')[0] : undefined;
+    const a = ft ? str(ft, 'AcquisitionContrast') : undefined;
+    if (a) return a.toUpperCase();
+  }
+  return '';
+}
+
 /** b-value clusters: b ≤ 50 counts as b0; others rounded to the nearest 10 s/mm². */
 export function bKey(b: number): number {
   return b <= 50 ? 0 : Math.round(b / 10) * 10;
@@ -71,7 +167,7 @@ export function bKey(b: number): number {
 /**
  * Classify one series from its headers. `frames` are all frames of the series.
  */
-export function classifySeries(headers: InstanceHeader[]): Classification {
+export function classifySeries(headers: InstanceHeader[], opts: ClassifyOptions = {}): Classification {
   const readable = headers.filter((h) => !h.error);
   if (readable.length === 0) {
     return { classification: 'IGNORED', usable: false, reason: headers[0]?.error ?? 'no readable instance' };
@@ -154,26 +250,59 @@ export function classifySeries(headers: InstanceHeader[]): Classification {
     return { classification: 'IGNORED', usable: false, reason: 'AcquisitionContrast DIFFUSION but no b-value found in any standard or private tag' };
   }
 
-  const contrast = hasContrast(ds);
+  const contrastWhy = mrContrastEvidence(ds);
+  const contextWhy = !contrastWhy && opts.t1ContrastFromStudyContext ? studyContextContrast(ds) : undefined;
+  const contrast = !!contrastWhy;
   const t1 = (why: string): Classification =>
-    contrast
-      ? { classification: 'T1C', usable: true, reason: `${why}; ContrastBolusAgent "${str(ds, 'ContrastBolusAgent') ?? 'sequence'}" → post-contrast` }
-      : { classification: 'T1', usable: true, reason: `${why}; no contrast agent recorded` };
-  if (acqContrast === 'FLUID_ATTENUATED' || acqContrast === 'FLAIR') {
-    return { classification: 'FLAIR', usable: true, reason: `AcquisitionContrast ${acqContrast}` };
+    contrastWhy
+      ? { classification: 'T1C', usable: true, reason: `${why}; ${contrastWhy} → post-contrast` }
+      : contextWhy
+        ? {
+            classification: 'T1C',
+            usable: true,
+            reason: `${why}; no contrast tag, but ${contextWhy} and the site allows study context (t1ContrastFromStudyContext) → post-contrast`,
+          }
+        : { classification: 'T1', usable: true, reason: `${why}; no contrast agent recorded (ContrastBolusAgent/Ingredient/Volume/StartTime, ContrastBolusUsageSequence absent)${studyContextNote(ds)}` };
+  const notModel = (why: string): Classification => ({ classification: 'IGNORED', usable: false, reason: `${why}: not one of FLAIR/T1/T1C/T2` });
+  const acqRaw = acqContrast || frameAcquisitionContrast(ds);
+  if (acqRaw === 'FLUID_ATTENUATED' || acqRaw === 'FLAIR') {
+    return { classification: 'FLAIR', usable: true, reason: `AcquisitionContrast (0008,9209) ${acqRaw}` };
   }
-  if (acqContrast === 'T1') return t1('AcquisitionContrast T1');
-  if (acqContrast === 'T2') return { classification: 'T2', usable: true, reason: 'AcquisitionContrast T2' };
+  if (acqRaw === 'T1') return t1('AcquisitionContrast (0008,9209) T1');
+  if (acqRaw === 'T2') return { classification: 'T2', usable: true, reason: 'AcquisitionContrast (0008,9209) T2' };
+  if (['PROTON_DENSITY', 'STIR', 'T2_STAR', 'PERFUSION', 'FLOW_ENCODED', 'TOF', 'TAGGING'].includes(acqRaw)) {
+    return notModel(`AcquisitionContrast (0008,9209) ${acqRaw}`);
+  }
 
   const { tr, te, ti } = timing(ds);
-  const tt = `TR ${tr ?? '?'} ms, TE ${te ?? '?'} ms${ti ? `, TI ${ti} ms` : ''}`;
+  const scanSeq = strs(ds, 'ScanningSequence').map((x) => x.toUpperCase());
+  const variant = strs(ds, 'SequenceVariant').map((x) => x.toUpperCase());
+  const philipsTech = philipsScanTechnique(ds);
+  const flip = num(ds, 'FlipAngle');
+  // Inversion recovery named by the standard ScanningSequence, ImageType (Philips M_IR / IR) or
+  // Philips (2001,xx20) scanning technique ("IR", "TIR", "TIRM"...).
+  const irBy = scanSeq.includes('IR')
+    ? 'ScanningSequence IR'
+    : imageTypes.has('IR') || imageTypes.has('M_IR')
+      ? `ImageType ${itText}`
+      : philipsTech && /^(T?IR|IR_?TSE|TIRM|IRTSE|FLAIR)/.test(philipsTech)
+        ? `Philips scanning technique (2001,xx20) ${philipsTech}`
+        : undefined;
+  const gre = scanSeq.includes('GR') || (!!philipsTech && /FFE|GRE/.test(philipsTech));
+  const tt = `TR ${tr ?? '?'} ms, TE ${te ?? '?'} ms${ti ? `, TI ${ti} ms` : ''}${scanSeq.length ? `, ScanningSequence ${scanSeq.join('\\')}` : ''}${variant.length ? `\\${variant.join('\\')}` : ''}${philipsTech ? `, Philips technique ${philipsTech}` : ''}`;
   if (ti !== undefined && te !== undefined) {
     if (ti >= 1400 && te >= 50) return { classification: 'FLAIR', usable: true, reason: `long-TI inversion recovery with long TE (${tt})` };
-    if (ti >= 300 && ti < 1400 && te < 20) return t1(`inversion-prepared short-TE acquisition, T1-weighted (${tt})`);
+    if (ti >= 300 && ti < 1400 && te < 30) return t1(`inversion-prepared short-TE acquisition, T1-weighted (${tt})`);
+    if (ti < 300 && te >= 30) return notModel(`short-TI inversion recovery (STIR, ${tt})`);
+  }
+  if (ti === undefined && irBy && te !== undefined && te >= 50 && (tr === undefined || tr >= 4000)) {
+    return { classification: 'FLAIR', usable: true, reason: `inversion recovery (${irBy}) with long TR/TE, InversionTime not sent (${tt})` };
   }
   if (ti === undefined && te !== undefined && tr !== undefined) {
+    if (gre && te >= 15 && tr >= 150 && (flip === undefined || flip <= 40)) return notModel(`gradient echo with long TE (T2*-weighted, ${tt})`);
     if (te < 30 && tr < 1000) return t1(`short TR and short TE, T1-weighted (${tt})`);
     if (te >= 60 && tr >= 1500) return { classification: 'T2', usable: true, reason: `long TR and long TE, T2-weighted (${tt})` };
+    if (te < 30 && tr >= 1500 && !irBy) return notModel(`long TR and short TE, proton-density-weighted (${tt})`);
   }
 
   // Last resort: SeriesDescription.

@@ -9,7 +9,7 @@
 import { AvailabilityRecord, SeriesDecision, StoredInstance, Vec3, Volume, VolumeKind } from '../types';
 import { NaturalDataset, num, str } from '../dicom/dcmjs';
 import { FrameInfo, InstanceHeader, readHeader } from './header';
-import { bKey, Classification, classifySeries, SeriesClass } from './classify';
+import { bKey, Classification, ClassifyOptions, classifySeries, SeriesClass } from './classify';
 import { dot, loadVolume, PixelCache, stackGeometry } from './volume';
 import { computeAdc, geometricMeanTrace } from './diffusion';
 import { VolumeGeometry } from '../types';
@@ -17,7 +17,10 @@ import { VolumeGeometry } from '../types';
 export { toModelGrid, fromModelGrid, slicesBySource, sliceSourceKey } from './resample';
 export type { ModelGrid, ModelGridVolume } from './resample';
 export { computeAdc, geometricMeanTrace } from './diffusion';
-export { classifySeries } from './classify';
+export { classifySeries, mrContrastEvidence } from './classify';
+export type { ClassifyOptions } from './classify';
+/** Site options of the study stage (config: see src/study/README.md). */
+export type AssembleOptions = ClassifyOptions;
 export type { InstanceHeader, FrameInfo } from './header';
 
 export interface StudyVolumes {
@@ -223,15 +226,15 @@ export function readStudyHeaders(instances: StoredInstance[]): InstanceHeader[] 
 }
 
 /** Classify, check and load the study: the public entry point of the study stage. */
-export async function assembleStudy(instances: StoredInstance[]): Promise<AssembledStudy> {
-  return assembleFromHeaders(readStudyHeaders(instances));
+export async function assembleStudy(instances: StoredInstance[], options: AssembleOptions = {}): Promise<AssembledStudy> {
+  return assembleFromHeaders(readStudyHeaders(instances), options);
 }
 
 /**
  * assembleStudy on headers already read (e.g. when a study is re-assembled after more series
  * arrived, the headers of the instances seen before need not be parsed again).
  */
-export async function assembleFromHeaders(headerList: InstanceHeader[]): Promise<AssembledStudy> {
+export async function assembleFromHeaders(headerList: InstanceHeader[], options: AssembleOptions = {}): Promise<AssembledStudy> {
   const instances = headerList.map((h) => h.instance);
   const headers = new Map<string, NaturalDataset>();
   const headerByUid = new Map<string, InstanceHeader>();
@@ -259,7 +262,7 @@ export async function assembleFromHeaders(headerList: InstanceHeader[]): Promise
   for (const [uid, hs] of bySeries) {
     const first = hs.find((h) => !h.error);
     const ds = first?.ds ?? {};
-    const cls = classifySeries(hs);
+    const cls = classifySeries(hs, options);
     const bValues =
       cls.classification === 'DWI' || cls.classification === 'TRACEW'
         ? [...new Set(hs.flatMap((h) => h.frames.map((f) => bKey(f.bValue ?? 0))))].sort((a, b) => a - b)
