@@ -21,6 +21,9 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ \
  && rm -rf /var/lib/apt/lists/*
 COPY package.json package-lock.json .npmrc ./
+# node:20's bundled npm 10 ignores package.json#allowScripts (npm 11.16+ reads it), so it would run
+# onnxruntime-node's install script, which downloads the CUDA provider: skip it here by its own switch.
+ENV ONNXRUNTIME_NODE_INSTALL=skip
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json ./
 COPY src ./src
@@ -31,9 +34,10 @@ RUN printf '%s\n' '{"extends":"./tsconfig.json","include":["src/**/*.ts"],"compi
 # ---------------------------------------------------------------- deps: production node_modules
 FROM ${NODE_IMAGE} AS deps
 # ORT_CUDA=1 runs onnxruntime-node's install script to fetch the CUDA 12 execution provider
-# (needs internet at build time; the project .npmrc skips it so offline installs work).
+# (needs internet at build time; otherwise it is skipped so builds work offline).
 ARG ORT_CUDA=0
 WORKDIR /app
+ENV ONNXRUNTIME_NODE_INSTALL=skip
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ \
  && rm -rf /var/lib/apt/lists/*
