@@ -398,8 +398,8 @@ export async function assembleFromHeaders(headerList: InstanceHeader[], options:
   if (!Object.values(available).some((x) => x)) {
     notes.push(
       instances.length === 0
-        ? 'nothing usable: the study has no instances'
-        : 'nothing usable: no series could be used as DWI, ADC, CT, FLAIR, T1, T1C or T2 (see the series reasons)',
+        ? 'the study has no instances'
+        : 'no series could be used as DWI, ADC, CT, FLAIR, T1, T1C or T2 (see the series reasons)',
     );
   }
   return {

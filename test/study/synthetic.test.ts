@@ -124,7 +124,9 @@ describe('volume assembly from synthetic series', () => {
       { ...scout[0], sopInstanceUid: '9.9.9', seriesInstanceUid: '9.9', path: junk },
     ]);
     expect(Object.values(r.availability.available).every((x) => !x)).toBe(true);
-    expect(r.availability.notes.join(' ')).toMatch(/nothing usable/);
+    // the note says why without the "nothing usable:" the processor puts in front of it (it was doubled)
+    expect(r.availability.notes).toContain('no series could be used as DWI, ADC, CT, FLAIR, T1, T1C or T2 (see the series reasons)');
+    expect(r.availability.notes.join('; ')).not.toMatch(/nothing usable/);
     const reasons = r.availability.series.map((s) => `${s.classification}: ${s.reason}`).join('\n');
     expect(reasons).toMatch(/LOCALIZER/);
     expect(reasons).toMatch(/Secondary Capture/);
