@@ -146,6 +146,19 @@ export const Codes = {
   Comment: code('121106', 'DCM', 'Comment'),
   MagneticResonanceImaging: code('113091000', 'SCT', 'Magnetic resonance imaging'),
   ComputedTomography: code('77477000', 'SCT', 'Computerized axial tomography'),
+  /**
+   * Brain tumour sub-regions (tumour SEG and SR, results/tumour.ts). PS3.16 CID 7169 "Brain Lesion
+   * Segmentation Types Without Necrosis" = {(125040, DCM, "Background"), (17621005, SCT, "Normal"),
+   * (C81175, NCIt, "Non-Enhancing Lesion"), (C113842, NCIt, "Enhancing Lesion"), (79654002, SCT,
+   * "Edema")}; CID 7168 "... With Necrosis" adds (6574001, SCT, "Necrosis"). The BraTS 2018 label 1
+   * merges necrosis and non-enhancing tumour, so the node uses CID 7169 (necrosis not separated).
+   */
+  NonEnhancingLesion: code('C81175', 'NCIt', 'Non-Enhancing Lesion'),
+  EnhancingLesion: code('C113842', 'NCIt', 'Enhancing Lesion'),
+  Edema: code('79654002', 'SCT', 'Edema'),
+  Necrosis: code('6574001', 'SCT', 'Necrosis'),
+  /** Finding of the composite measurements (whole tumour, tumour core): CID 7151 (108369006, SCT, "Neoplasm"). */
+  Neoplasm: code('108369006', 'SCT', 'Neoplasm'),
 } as const;
 
 /** A display colour in sRGB (0..255). */

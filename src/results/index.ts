@@ -6,6 +6,7 @@
  *  - writeMeasurementSr: TID 1500 Measurement Report (Comprehensive SR) referencing the SEG (sr/)
  *  - Provenance: what every object records about the node and model that produced it
  *  - codes: coded concepts, refusing invalid codes
+ *  - writeTumourResults: brain tumour SEG (three BraTS sub-regions) + TID 1500 SR (tumour.ts)
  */
 export { CodedConcept, Codes, InvalidCodeError, code, rgbToDicomLab, type Rgb } from './codes';
 export {
@@ -38,3 +39,18 @@ export {
 } from './sc';
 export { writeMeasurementSr, COMPREHENSIVE_SR, type MeasurementSrInput, type MeasurementSrResult } from './sr';
 export { adcCoreVolumeMl, coreThresholdValidity, ADC_CORE_B_RANGE, ADC_CORE_THRESHOLD } from './measure';
+export {
+  writeTumourResults,
+  buildTumourSeg,
+  buildTumourSr,
+  brainTumourSegments,
+  tumourVolumes,
+  sequencesText,
+  TumourLabel,
+  TUMOUR_SEQUENCES,
+  type TumourSequence,
+  type TumourSequences,
+  type TumourVolumes,
+  type TumourResultInput,
+  type TumourResults,
+} from './tumour';
