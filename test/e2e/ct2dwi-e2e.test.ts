@@ -119,8 +119,9 @@ describe('CT-only study end to end: synthetic DWI SC series + SEG through the re
 
     // ---- the SEG: on the synthetic images, says so, lesion where the phantom has it (as measured)
     const seg = segs[0].ds as NaturalDataset;
-    expect(str(seg, 'SeriesDescription')).toMatch(/^SYNTHETIC-INPUT/);
-    expect(str(seg, 'ContentDescription')).toMatch(/SYNTHETIC/);
+    expect(str(seg, 'SeriesDescription')).toMatch(/^SYNTHETIC-INPUT .*; infarct not excluded$/);
+    expect(str(seg, 'ContentDescription')).toMatch(/SYNTHETIC.*empty does not exclude infarct/);
+    expect(str(seq(seg, 'SegmentSequence')[0], 'SegmentDescription')).toMatch(/does not exclude infarct/);
     expect(str(seg, 'FrameOfReferenceUID')).toBe(ctx.frameOfReferenceUid);
     const refSeries = seq(seg, 'ReferencedSeriesSequence').map((s) => str(s, 'SeriesInstanceUID'));
     expect(refSeries).toEqual([...seriesUids]);
@@ -137,5 +138,7 @@ describe('CT-only study end to end: synthetic DWI SC series + SEG through the re
     });
     if (expected.diceSynthetic !== undefined) expect(Math.abs(dice(found, ph.mask) - expected.diceSynthetic)).toBeLessThan(0.05);
     expect(JSON.stringify(srs[0].ds)).toContain(str(seg, 'SOPInstanceUID')!);
+    // the SR's text: an empty result on the synthetic DWI must not be read as "no infarct"
+    expect(JSON.stringify(srs[0].ds)).toContain('must not be read as \\"no infarct\\"');
   });
 });

@@ -213,19 +213,44 @@ describe('writeSeg (binary DICOM SEG)', () => {
     expect(seq(ds, 'SegmentSequence').map((x) => x.SegmentNumber)).toEqual([1, 2]);
   });
 
-  test('a SEG of a synthetic image says so', () => {
+  test('a SEG of a synthetic image says so, and that an empty one does not exclude infarct', () => {
     const s = smallSeries({ slices: 3 });
     const g = s.volume.geometry;
-    const ds = readPart10(writeSeg({
+    const part10 = writeSeg({
       source: s.volume, mask: new Uint8Array(g.rows * g.columns * g.slices), sourceHeaders: s.headers,
       segments: [ischaemicLesionSegment('m', '1')], provenance: provenanceFor([s.seriesInstanceUid], true), deployment,
-    })).dataset;
-    expect(String(ds.SeriesDescription)).toMatch(/SYNTHETIC/);
-    expect(String(ds.ContentDescription)).toMatch(/SYNTHETIC/);
+    });
+    expectNoDciodvfyErrors(part10, 'Segmentation');
+    const ds = readPart10(part10).dataset;
+    expect(String(ds.SeriesDescription)).toBe('SYNTHETIC-INPUT AI lesion SEG 0.00 mL; infarct not excluded');
+    expect(String(ds.ContentDescription)).toBe('AI lesion SEG on SYNTHETIC image; empty does not exclude infarct');
+    expect(String(seq(ds, 'SegmentSequence')[0].SegmentDescription)).toBe('SYNTHETIC input: an empty segment does not exclude infarct');
+    for (const v of [ds.SeriesDescription, ds.ContentDescription, seq(ds, 'SegmentSequence')[0].SegmentDescription]) {
+      expect(String(v).length).toBeLessThanOrEqual(64); // LO
+    }
     expect(String(ds.ImageComments)).toMatch(/SYNTHETIC/);
     const pf = seq(ds, 'PerFrameFunctionalGroupsSequence')[0];
     expect(String(seq(pf, 'DerivationImageSequence')[0].DerivationDescription)).toMatch(/SYNTHETIC/);
     expect(String(seq(ds, 'ContributingEquipmentSequence')[0].ContributionDescription)).toMatch(/^SYNTHETIC INPUT/);
+  });
+
+  test('an acquired-image SEG carries no synthetic caveat; a caller-given description wins', () => {
+    const s = smallSeries({ slices: 3 });
+    const g = s.volume.geometry;
+    const base = {
+      source: s.volume, mask: new Uint8Array(g.rows * g.columns * g.slices), sourceHeaders: s.headers, deployment,
+    };
+    const acquired = readPart10(writeSeg({
+      ...base, segments: [ischaemicLesionSegment('m', '1')], provenance: provenanceFor([s.seriesInstanceUid]),
+    })).dataset;
+    expect(String(acquired.SeriesDescription)).toBe('AI lesion SEG 0.00 mL');
+    expect(String(acquired.ContentDescription)).toBe('AI lesion segmentation');
+    expect(seq(acquired, 'SegmentSequence')[0].SegmentDescription).toBeUndefined();
+    const own = readPart10(writeSeg({
+      ...base, segments: [{ ...ischaemicLesionSegment('m', '1'), description: 'own' }], provenance: provenanceFor([s.seriesInstanceUid], true),
+      options: { seriesDescription: 'mine {volume}', contentDescription: 'mine' },
+    })).dataset;
+    expect([own.SeriesDescription, own.ContentDescription, seq(own, 'SegmentSequence')[0].SegmentDescription].map(String)).toEqual(['mine 0.00 mL', 'mine', 'own']);
   });
 
   test('refuses inputs that would make a wrong object', () => {

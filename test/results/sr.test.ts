@@ -104,6 +104,20 @@ describe('writeMeasurementSr (TID 1500)', () => {
     expect(find(c, 'ADC620LESION')).toHaveLength(0);
     expect(find(c, '121106').map((x) => String(x.TextValue)).join(' ')).toMatch(/no ADC available.*|SYNTHETIC/);
     expect(String(readPart10(r.part10).dataset.SeriesDescription)).toMatch(/SYNTHETIC/);
+    // measured on a synthetic DWI (CT only): a TEXT item says an empty result is not "no infarct"
+    const caveat = find(c, '121106').filter((x) => x.ValueType === 'TEXT' && /must not be read as "no infarct"/.test(String(x.TextValue)));
+    expect(caveat).toHaveLength(1);
+    expect(String(caveat[0].TextValue)).toMatch(/SYNTHETIC DWI computed from the CT/);
+  });
+
+  test('an SR measured on an acquired image carries no synthetic caveat', () => {
+    const r = writeMeasurementSr({
+      sourceHeader: s.headers.values().next().value as NaturalDataset, sourceSlices: s.volume.sliceSources,
+      seg: { sopInstanceUid: seg.sopInstanceUid, seriesInstanceUid: seg.seriesInstanceUid },
+      lesionVolumeMl: 0, algorithmName: 'a', algorithmVersion: '1', provenance: prov, deployment,
+    });
+    const c = seq(readPart10(r.part10).dataset, 'ContentSequence');
+    expect(find(c, '121106').map((x) => String(x.TextValue)).join(' ')).not.toMatch(/no infarct|SYNTHETIC/);
   });
 
   test('refuses a negative or non-finite volume', () => {

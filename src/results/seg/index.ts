@@ -51,6 +51,14 @@ export interface SegmentDescription {
   algorithmParameters?: string;
 }
 
+/**
+ * CT-only studies: the lesion is segmented on a SYNTHETIC DWI computed from the CT, which does not
+ * show every infarct. These say so where a viewer shows them (each fits LO's 64 characters), so an
+ * empty segmentation is not read as "no infarct".
+ */
+export const SYNTHETIC_SEG_CONTENT_DESCRIPTION = 'AI lesion SEG on SYNTHETIC image; empty does not exclude infarct';
+export const SYNTHETIC_INFARCT_SEGMENT_DESCRIPTION = 'SYNTHETIC input: an empty segment does not exclude infarct';
+
 /** The stroke lesion segment as DESIGN.md specifies it. */
 export function ischaemicLesionSegment(algorithmName: string, algorithmVersion: string): SegmentDescription {
   return {
@@ -222,7 +230,11 @@ export function buildSegDataset(input: SegInput): { dataset: NaturalDataset; seg
   const dimOrgUid = newUid();
   const volText = formatMl(totalMl);
   const seriesDescription = lo(
-    (o.seriesDescription ?? `${provenance.synthetic ? 'SYNTHETIC-INPUT ' : ''}AI lesion SEG {volume}`).replace('{volume}', volText),
+    // CT only (lesion on a synthetic DWI): an empty or small result must not be read as "no infarct".
+    (o.seriesDescription ?? (provenance.synthetic ? 'SYNTHETIC-INPUT AI lesion SEG {volume}; infarct not excluded' : 'AI lesion SEG {volume}')).replace(
+      '{volume}',
+      volText,
+    ),
   );
   const comments = [
     provenance.synthetic ? 'Segmentation computed on a SYNTHETIC (AI-generated) image, not an acquired one.' : '',
@@ -260,7 +272,7 @@ export function buildSegDataset(input: SegInput): { dataset: NaturalDataset; seg
     ImageType: ['DERIVED', 'PRIMARY'],
     InstanceNumber: o.instanceNumber ?? 1,
     ContentLabel: contentLabel,
-    ContentDescription: lo(o.contentDescription ?? (provenance.synthetic ? 'AI lesion segmentation on SYNTHETIC image' : 'AI lesion segmentation')),
+    ContentDescription: lo(o.contentDescription ?? (provenance.synthetic ? SYNTHETIC_SEG_CONTENT_DESCRIPTION : 'AI lesion segmentation')),
     ContentCreatorName: deployment.contentCreatorName ?? '',
     ContentDate: t.date,
     ContentTime: t.time,
@@ -295,6 +307,7 @@ export function buildSegDataset(input: SegInput): { dataset: NaturalDataset; seg
         RecommendedDisplayCIELabValue: rgbToDicomLab(s.color),
       };
       if (s.description) item.SegmentDescription = lo(s.description);
+      else if (provenance.synthetic && s.type.value === Codes.Infarct.value && s.type.scheme === Codes.Infarct.scheme) item.SegmentDescription = SYNTHETIC_INFARCT_SEGMENT_DESCRIPTION;
       if (s.anatomicRegion) item.AnatomicRegionSequence = codeSeq(s.anatomicRegion);
       return item;
     }),

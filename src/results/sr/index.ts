@@ -24,6 +24,15 @@ import {
 
 export const COMPREHENSIVE_SR = '1.2.840.10008.5.1.4.1.1.88.33';
 
+/**
+ * CT-only studies (infarct measured on a SYNTHETIC DWI computed from the CT): a TEXT item of the
+ * report's Qualitative Evaluations, so an empty result is not read as "no infarct".
+ */
+export const SYNTHETIC_INFARCT_CAVEAT =
+  'CT only: the lesion was segmented on a SYNTHETIC DWI computed from the CT, which does not show every infarct. ' +
+  'An empty or small result (0 mL) must not be read as "no infarct": it does not exclude infarction. ' +
+  'Review the CT and, where needed, an acquired MR DWI.';
+
 export interface MeasurementSrInput {
   /** Any one source header (patient/study attributes are copied from it). */
   sourceHeader: NaturalDataset;
@@ -139,6 +148,7 @@ export function buildMeasurementSr(input: MeasurementSrInput): { dataset: Natura
   ]);
   const evaluations = [
     provenance.synthetic ? 'Measured on a SYNTHETIC (AI-generated) image, not an acquired one.' : '',
+    provenance.synthetic && (input.finding ?? Codes.Infarct).value === Codes.Infarct.value ? SYNTHETIC_INFARCT_CAVEAT : '',
     input.core ? (input.coreNote ?? '') : (input.coreNote ?? 'Ischaemic core volume (ADC < 620 x10-6 mm2/s) not reported: no ADC available.'),
     provenanceSummary(provenance),
     provenance.postprocessing ?? '',
