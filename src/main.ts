@@ -31,7 +31,8 @@ async function main(): Promise<void> {
   }
   process.stdout.write(
     `stroke-node ready: DICOM ${loaded.config.dimse.aeTitle}@${loaded.config.dimse.host}:${node.dimsePort ?? '-'}${loaded.config.dimse.tls ? ' (TLS)' : ''}, ` +
-      `HTTP ${node.httpScheme}://${loaded.config.http.host}:${node.httpPort} (STOW-RS at /dicom-web/studies, health at /healthz)\n`,
+      `HTTP ${node.httpScheme}://${loaded.config.http.host}:${node.httpPort} (STOW-RS at /dicom-web/studies, health at /healthz), ` +
+      `admin page ${loaded.config.admin.token ? node.adminUrl : 'disabled (set admin.token)'}\n`,
   );
   const shutdown = async (sig: string) => {
     log.info('shutting down', { event: 'node.stop', signal: sig });

@@ -5,6 +5,7 @@
 import { EventEmitter } from 'events';
 import * as http from 'http';
 import * as https from 'https';
+import * as os from 'os';
 import * as path from 'path';
 import express from 'express';
 import { Config, Route } from './config/schema';
@@ -196,7 +197,13 @@ export class StrokeNode {
       this.httpServer!.once('error', reject);
       this.httpServer!.listen(this.config.http.port, this.config.http.host, () => resolve());
     });
-    log.info('HTTP listening', { event: 'http.listening', host: this.config.http.host, port: this.httpPort, tls: Boolean(this.config.http.tls) });
+    log.info('HTTP listening', {
+      event: 'http.listening',
+      host: this.config.http.host,
+      port: this.httpPort,
+      tls: Boolean(this.config.http.tls),
+      admin: this.config.admin.token ? this.adminUrl : 'disabled (no admin.token)',
+    });
     this.ticker = setInterval(() => void this.tick(), 250);
   }
 
@@ -242,6 +249,10 @@ export class StrokeNode {
     try {
       const instances = this.queue.instances ? await this.queue.instances(job) : this.store.listStudy(job.studyUid);
       const r = await this.processor(job, instances, route);
+      // An operator asked for this run (admin page "Reprocess"): the outcome says so.
+      if (job.handoff === 'operator-reprocess' && r.outcome && typeof r.outcome === 'object') {
+        r.outcome = { ...(r.outcome as Record<string, unknown>), manualReprocess: { previousJobId: job.previousJobId, requestedAt: job.createdAt } };
+      }
       await this.queue.complete(job.id, r.state, r.outcome);
       this.events.emit('study-finished', { job: (await this.queue.get(job.id))!, state: r.state, ms: Date.now() - t0, outcome: r.outcome });
       log.info('study processed', { event: 'study.processed', job: job.id, study: ref(job.studyUid), state: r.state, ms: Date.now() - t0, node: this.config.nodeName });
@@ -255,6 +266,31 @@ export class StrokeNode {
         log.error('study failed and the queue could not record it', { event: 'study.failed', job: job.id, error: (e as Error).message, queueError: (e2 as Error).message });
       }
     }
+  }
+
+  /**
+   * Operator: process a stored study again on purpose (admin page "Reprocess"). A new job on the
+   * route of the study's latest job, ready at once; its outcome records `manualReprocess`.
+   */
+  async reprocess(studyUid: string): Promise<{ ok: true; job: StudyJob } | { ok: false; status: number; error: string }> {
+    const instances = this.store.listStudy(studyUid);
+    if (!instances.length) return { ok: false, status: 404, error: 'no instance of this study is stored here (removed by retention?)' };
+    const latest = (await this.queue.list({ limit: 1000 })).find((j) => j.studyUid === studyUid);
+    const route = this.config.routes.find((r) => r.name === latest?.route) ?? this.config.routes[0];
+    if (!route) return { ok: false, status: 409, error: 'no route configured' };
+    let job: StudyJob | undefined;
+    if (this.queue.reprocess) job = await this.queue.reprocess(studyUid, route.name, route.priority, instances.length);
+    else if (latest && (await this.queue.retry(latest.id))) job = await this.queue.get(latest.id); // shared queue: the latest job runs again
+    if (!job) return { ok: false, status: 409, error: 'a job of this study is still collecting, waiting or running' };
+    log.info('study reprocess requested by an operator', { event: 'study.reprocess', job: job.id, study: ref(studyUid), previousJob: latest?.id ?? null });
+    return { ok: true, job };
+  }
+
+  /** The admin page's address as an operator would open it (host 0.0.0.0 / :: → this machine's name). */
+  get adminUrl(): string {
+    const h = this.config.http.host;
+    const host = !h || h === '0.0.0.0' || h === '::' ? os.hostname() : h.includes(':') ? `[${h}]` : h;
+    return `${this.httpScheme}://${host}:${this.httpPort}/admin/`;
   }
 
   /** Wait until no job is running (tests, shutdown). */

@@ -174,6 +174,17 @@ function adminRouter(node: StrokeNode, opts: AdminMountOptions, auth: AdminAuth)
   api.get('/models', (_req, res) => res.json({ models: views.models() }));
   api.get('/queue', wrap(async (req, res) => void res.json(await views.queue(limitOf(req, 50)))));
   api.get('/studies', wrap(async (req, res) => void res.json({ studies: await views.studies(limitOf(req, 50)) })));
+  /** One study: every job, its series decisions, tasks, timings, objects and where each went. */
+  api.get(
+    '/studies/:key',
+    wrap(async (req, res) => {
+      const uid = await views.resolveStudy(req.params.key);
+      if (!uid) return void res.status(404).json({ error: 'no such study (give a job id, the study reference or the Study Instance UID)' });
+      res.json(await views.studyDetail(uid));
+    }),
+  );
+  api.get('/alerts', wrap(async (_req, res) => void res.json({ alerts: await views.alerts() })));
+  api.get('/outbox/groups', (req, res) => res.json({ groups: views.outboxGroups(limitOf(req, 100)) }));
   api.get('/destinations', (_req, res) => res.json({ destinations: views.destinations() }));
   api.get('/outbox', (req, res) => {
     const states = String(req.query.state ?? '')
@@ -186,9 +197,11 @@ function adminRouter(node: StrokeNode, opts: AdminMountOptions, auth: AdminAuth)
   api.get(
     '/overview',
     wrap(async (req, res) => {
-      const [status, queue, studies] = await Promise.all([views.status(), views.queue(20), views.studies(limitOf(req, 30, 200))]);
+      const [status, queue, studies, alerts] = await Promise.all([views.status(), views.queue(20), views.studies(limitOf(req, 30, 200)), views.alerts()]);
       res.json({
         status,
+        alerts,
+        outboxGroups: views.outboxGroups(100),
         models: views.models(),
         queue,
         studies,
@@ -236,6 +249,34 @@ function adminRouter(node: StrokeNode, opts: AdminMountOptions, auth: AdminAuth)
     act('destination.retry_dead', req, { destination: name, rows });
     res.json({ ok: true, rows });
   });
+  api.post('/actions/destinations/:name/retry-failed', (req, res) => {
+    const name = req.params.name;
+    if (!node.config.destinations.some((d) => d.name === name)) return void res.status(404).json({ error: `no destination ${name}` });
+    const rows = views.retryFailed({ destination: name });
+    act('destination.retry_failed', req, { destination: name, rows });
+    res.json({ ok: true, rows });
+  });
+  /** Body (all optional): destination, studyRef (one outbox group), includeDead. Without any: every failed row. */
+  api.post('/actions/outbox/retry-failed', (req, res) => {
+    const b = (req.body ?? {}) as Record<string, unknown>;
+    const destination = typeof b.destination === 'string' && b.destination ? b.destination : undefined;
+    const studyRef = typeof b.studyRef === 'string' && b.studyRef ? b.studyRef : undefined;
+    if (destination && !node.config.destinations.some((d) => d.name === destination)) return void res.status(404).json({ error: `no destination ${destination}` });
+    const rows = views.retryFailed({ destination, studyRef, includeDead: b.includeDead === true });
+    act('outbox.retry_failed', req, { destination, study: studyRef, includeDead: b.includeDead === true, rows });
+    res.json({ ok: true, rows });
+  });
+  api.post(
+    '/studies/:key/reprocess',
+    wrap(async (req, res) => {
+      const uid = await views.resolveStudy(req.params.key);
+      if (!uid) return void res.status(404).json({ error: 'no such study' });
+      const r = await node.reprocess(uid);
+      act('study.reprocess', req, { study: views.studyRefOf(uid), ok: r.ok });
+      if (!r.ok) return void res.status(r.status).json({ error: r.error });
+      res.json({ ok: true, job: views.job(r.job) });
+    }),
+  );
   api.post(
     '/actions/handoffs/retry-failed',
     wrap(async (req, res) => {

@@ -76,6 +76,94 @@ export interface JobView {
   outcome: OutcomeView | null;
   /** Shared queue: the node name of the worker process that ran it. */
   worker?: string;
+  /** Instances of this study received again after they were stored (re-sends, counted, not processed). */
+  duplicates: number;
+  /** An operator asked for this run ("Reprocess"). */
+  manualReprocess: boolean;
+}
+
+export interface SeriesDecisionView {
+  description: string | null;
+  classification: string;
+  usable: boolean;
+  reason: string;
+  bValues: number[] | null;
+}
+
+/** One task the processor considered (StudyOutcome.tasks, src/pipelines/tasks.ts): run or not, and why. */
+export interface TaskDecisionView {
+  task: string;
+  title: string | null;
+  /** Listed in the route's tasks (null: the outcome does not say). */
+  listed: boolean | null;
+  ran: boolean;
+  reason: string | null;
+  error: string | null;
+  /** What it made, measured, used and noted, in words. */
+  details: string[];
+}
+
+export interface DeliveryRowView {
+  id: number;
+  destination: string;
+  state: OutboxState;
+  attempts: number;
+  lastError: string | null;
+  lastStatus: number | null;
+  sentAt: number | null;
+  updatedAt: number;
+}
+
+export interface ObjectView {
+  kind: string;
+  seriesInstanceUid: string;
+  sopRef: string;
+  deliveries: DeliveryRowView[];
+  /** When it went nowhere: why. */
+  notSent: string | null;
+}
+
+export interface JobDetailView extends JobView {
+  series: SeriesDecisionView[];
+  notes: string[];
+  tasks: TaskDecisionView[] | null;
+  postprocessing: string | null;
+  coreNote: string | null;
+  objects: ObjectView[];
+}
+
+export interface StudyDetailView {
+  studyRef: string;
+  patient?: PatientView;
+  instances: number;
+  duplicates: number;
+  /** The series stored for the study (from the instance index). */
+  storedSeries: { description: string | null; modality: string | null; seriesNumber: number | null; instances: number; duplicates: number }[];
+  /** Every job of the study, latest first (a late instance or a reprocess opens a new job). */
+  jobs: JobDetailView[];
+}
+
+export interface AlertView {
+  /** Stable key (the page uses it as a test id). */
+  id: string;
+  level: 'error' | 'warn';
+  kind: 'destination' | 'dead-letters' | 'dead-jobs' | 'disk' | 'models';
+  text: string;
+  since: number | null;
+}
+
+export interface OutboxGroupView {
+  key: string;
+  studyRef: string;
+  destination: string;
+  counts: Record<OutboxState, number>;
+  total: number;
+  kinds: string[];
+  lastError: string | null;
+  updatedAt: number;
+  nextAttemptAt: number | null;
+  /** Rows not yet sent (the expandable part). */
+  rows: OutboxRowView[];
 }
 
 export interface ModelView extends ModelState {
@@ -206,7 +294,7 @@ export class AdminViews {
       destinations: Array.isArray(o.destinations) ? (o.destinations as unknown[]).filter((x): x is string => typeof x === 'string') : [],
       egressVia: strOrNull(o.egressVia),
       timingsMs: timings,
-      reason: strOrNull(o.reason),
+      reason: typeof o.reason === 'string' ? o.reason.replace(/^(nothing usable: )+/, 'nothing usable: ') : null,
       note: strOrNull(o.note),
       delivery: this.delivery(outputs.map((x) => x.sopInstanceUid).filter((x): x is string => typeof x === 'string')),
     };
@@ -231,7 +319,201 @@ export class AdminViews {
       previousJobId: j.previousJobId,
       error: j.error,
       outcome: this.outcome(j.outcome),
+      duplicates: this.d.node.store.studyDuplicates(j.studyUid),
+      manualReprocess: j.handoff === 'operator-reprocess' || !!(j.outcome && typeof j.outcome === 'object' && (j.outcome as Record<string, unknown>).manualReprocess),
     };
+  }
+
+  studyRefOf(studyUid: string): string {
+    return ref(studyUid);
+  }
+
+  /** Which study a key names: a job id, the study reference shown on the page, or the StudyInstanceUID. */
+  async resolveStudy(key: string): Promise<string | undefined> {
+    const jobs = await this.d.node.queue.list({ limit: 1000 });
+    const byJob = jobs.find((x) => x.studyUid === key || ref(x.studyUid) === key);
+    if (byJob) return byJob.studyUid;
+    const stored = this.d.node.db.prepare('SELECT DISTINCT study_uid AS u FROM instances').all() as { u: string }[];
+    const byStore = stored.find((r) => r.u === key || ref(r.u) === key)?.u;
+    if (byStore) return byStore;
+    if (/^\d{1,9}$/.test(key)) return (jobs.find((x) => x.id === Number(key)) ?? (await this.d.node.queue.get(Number(key))))?.studyUid;
+    return undefined;
+  }
+
+  private jobDetail(j: StudyJob): JobDetailView {
+    const base = this.job(j);
+    const o = (j.outcome && typeof j.outcome === 'object' ? j.outcome : {}) as Record<string, unknown>;
+    const av = (o.availability ?? {}) as { series?: unknown[]; notes?: unknown[] };
+    const text = (v: unknown): string | null => (typeof v === 'string' ? v : null);
+    const series: SeriesDecisionView[] = (Array.isArray(av.series) ? av.series : []).map((x) => {
+      const sd = (x ?? {}) as Record<string, unknown>;
+      return {
+        description: text(sd.description) ?? text(sd.seriesDescription),
+        classification: text(sd.classification) ?? '?',
+        usable: sd.usable === true,
+        reason: text(sd.reason) ?? '',
+        bValues: Array.isArray(sd.bValues) ? (sd.bValues as unknown[]).filter((b): b is number => typeof b === 'number') : null,
+      };
+    });
+    const tasks: TaskDecisionView[] | null = Array.isArray(o.tasks) ? (o.tasks as unknown[]).map((x) => taskView((x ?? {}) as Record<string, unknown>)) : null;
+    const outputs = Array.isArray(o.outputs) ? (o.outputs as Record<string, unknown>[]) : [];
+    const sops = outputs.map((x) => text(x.sopInstanceUid)).filter((x): x is string => !!x);
+    const rows = sops.length
+      ? (this.d.node.db
+          .prepare(
+            `SELECT id, destination, sop_instance_uid AS sop, state, attempts, last_error AS lastError, last_status AS lastStatus, sent_at AS sentAt, updated_at AS updatedAt
+             FROM egress_outbox WHERE sop_instance_uid IN (SELECT value FROM json_each(?)) ORDER BY id`,
+          )
+          .all(JSON.stringify(sops)) as (DeliveryRowView & { sop: string })[])
+      : [];
+    const routeDestinations = Array.isArray(o.destinations) ? (o.destinations as unknown[]).filter((x): x is string => typeof x === 'string') : [];
+    const objects: ObjectView[] = outputs.map((x) => {
+      const sop = text(x.sopInstanceUid) ?? '';
+      const deliveries = rows.filter((r) => r.sop === sop).map(({ sop: _sop, ...r }) => r);
+      let notSent: string | null = null;
+      if (!deliveries.length) {
+        notSent = !routeDestinations.length
+          ? `route "${base.route}" has no destination: kept on this node only`
+          : o.egressVia === 'shared'
+            ? `handed to the sender processes (shared queue) for ${routeDestinations.join(', ')}: delivery is on their admin page`
+            : `not queued for ${routeDestinations.join(', ')} (outbox row missing or removed by retention)`;
+      } else {
+        const missing = routeDestinations.filter((d) => !deliveries.some((r) => r.destination === d));
+        if (missing.length) notSent = `not queued for ${missing.join(', ')}`;
+      }
+      return { kind: text(x.kind) ?? 'other', seriesInstanceUid: text(x.seriesInstanceUid) ?? '', sopRef: ref(sop), deliveries, notSent };
+    });
+    return {
+      ...base,
+      series,
+      notes: (Array.isArray(av.notes) ? av.notes : []).filter((n): n is string => typeof n === 'string'),
+      tasks,
+      postprocessing: text(o.postprocessing),
+      coreNote: text(o.coreNote),
+      objects,
+    };
+  }
+
+  async studyDetail(studyUid: string): Promise<StudyDetailView> {
+    const jobs = (await this.d.node.queue.list({ limit: 1000 })).filter((j) => j.studyUid === studyUid);
+    const stored = this.d.node.db
+      .prepare(
+        `SELECT series_description AS description, modality, series_number AS seriesNumber, COUNT(*) AS instances, COALESCE(SUM(duplicates),0) AS duplicates
+         FROM instances WHERE study_uid = ? GROUP BY series_uid ORDER BY series_number, MIN(received_at)`,
+      )
+      .all(studyUid) as StudyDetailView['storedSeries'];
+    return {
+      studyRef: ref(studyUid),
+      patient: this.patient(studyUid),
+      instances: stored.reduce((n, s) => n + s.instances, 0),
+      duplicates: stored.reduce((n, s) => n + s.duplicates, 0),
+      storedSeries: stored,
+      jobs: jobs.map((j) => this.jobDetail(j)),
+    };
+  }
+
+  /** What needs an operator now. Each alert holds while its condition does and goes when it clears. */
+  async alerts(): Promise<AlertView[]> {
+    const { node, registry } = this.d;
+    const out: AlertView[] = [];
+    const now = Date.now();
+    for (const d of this.d.egress.stats()) {
+      const failing = d.consecutiveFailures > 0 && (!d.lastSuccessAt || (d.lastFailureAt ?? 0) > d.lastSuccessAt);
+      if (failing) {
+        const wait = d.nextAttemptAt && d.nextAttemptAt > now ? `; circuit open, next attempt in ${Math.ceil((d.nextAttemptAt - now) / 1000)} s` : '';
+        out.push({
+          id: `destination-${d.destination}`,
+          level: 'error',
+          kind: 'destination',
+          text: `Destination ${d.destination} is failing: ${d.consecutiveFailures} failed attempt${d.consecutiveFailures === 1 ? '' : 's'} in a row${d.lastError ? ` (${d.lastError})` : ''}${wait}; ${d.outboxSize} result(s) waiting`,
+          since: d.lastFailureAt,
+        });
+      }
+      if (d.dead) {
+        out.push({
+          id: `dead-${d.destination}`,
+          level: 'error',
+          kind: 'dead-letters',
+          text: `${d.dead} result(s) for ${d.destination} are dead letters (delivery gave up): retry them from the destinations or outbox panel`,
+          since: null,
+        });
+      }
+    }
+    const counts = await node.queue.counts();
+    if (counts.dead) {
+      out.push({ id: 'dead-jobs', level: 'error', kind: 'dead-jobs', text: `${counts.dead} study job(s) failed every attempt (dead): see the queue panel`, since: null });
+    }
+    const disk = this.disk();
+    if (disk.level !== 'ok') {
+      out.push({
+        id: 'disk',
+        level: disk.level === 'full' ? 'error' : 'warn',
+        kind: 'disk',
+        text:
+          disk.level === 'full'
+            ? `Disk below the free-space floor: ${disk.freeMb} MB free, floor ${disk.minFreeMb} MB: new studies are refused`
+            : `Disk near the free-space floor: ${disk.freeMb} MB free, floor ${disk.minFreeMb} MB (studies are refused below it)`,
+        since: null,
+      });
+    }
+    if (node.roles.worker) {
+      for (const m of registry.states()) {
+        if (m.status === 'ready') continue;
+        out.push({
+          id: `model-${m.name}`,
+          level: m.status === 'loading' ? 'warn' : 'error',
+          kind: 'models',
+          text: `Model ${m.name} is ${m.status}${m.lastError ? `: ${m.lastError}` : ''}`,
+          since: null,
+        });
+      }
+    }
+    return out;
+  }
+
+  /** The outbox by study x destination: one group per pair with rows not yet sent, newest first. */
+  outboxGroups(limit = 100): OutboxGroupView[] {
+    const db = this.d.node.db;
+    const pairs = db
+      .prepare(
+        `SELECT study_instance_uid AS study, destination, MAX(updated_at) AS updated FROM egress_outbox
+         WHERE state != 'sent' GROUP BY study_instance_uid, destination ORDER BY updated DESC LIMIT ?`,
+      )
+      .all(limit) as { study: string; destination: string; updated: number }[];
+    return pairs.map((p) => {
+      const all = this.d.egress.outbox.list({ studyInstanceUid: p.study, destination: p.destination, limit: 1000 });
+      const counts: Record<OutboxState, number> = { pending: 0, sending: 0, sent: 0, failed: 0, dead: 0 };
+      for (const r of all) counts[r.state]++;
+      const open = all.filter((r) => r.state !== 'sent');
+      const latestErr = open.filter((r) => r.lastError).sort((a, b) => b.updatedAt - a.updatedAt)[0];
+      const waits = open.filter((r) => r.state === 'failed' || r.state === 'pending').map((r) => r.nextAttemptAt);
+      return {
+        key: `${ref(p.study)}|${p.destination}`,
+        studyRef: ref(p.study),
+        destination: p.destination,
+        counts,
+        total: all.length,
+        kinds: [...new Set(all.map((r) => sopKind(r.sopClassUid)))].sort(),
+        lastError: latestErr?.lastError ?? null,
+        updatedAt: p.updated,
+        nextAttemptAt: waits.length ? Math.min(...waits) : null,
+        rows: open.map((r) => this.outboxRow(r)),
+      };
+    });
+  }
+
+  /**
+   * Operator: send failed rows again now (attempts reset, backoff lifted), optionally only one
+   * destination's or one study's (by reference); `includeDead` takes dead rows too. Returns how many.
+   */
+  retryFailed(filter: { destination?: string; studyRef?: string; includeDead?: boolean }): number {
+    const states: OutboxState[] = filter.includeDead ? ['failed', 'dead'] : ['failed'];
+    const rows = this.d.egress.outbox
+      .list({ destination: filter.destination, state: states, limit: 100000 })
+      .filter((r) => !filter.studyRef || ref(r.studyInstanceUid) === filter.studyRef);
+    let n = 0;
+    for (const r of rows) if (this.d.egress.outbox.retry(r.id)) n++;
+    return n;
   }
 
   async studies(limit = 50): Promise<JobView[]> {
@@ -338,6 +620,38 @@ export class AdminViews {
       serverTime: Date.now(),
     };
   }
+}
+
+function taskView(t: Record<string, unknown>): TaskDecisionView {
+  const text = (v: unknown): string | null => (typeof v === 'string' ? v : null);
+  const details: string[] = [];
+  if (t.inputsMissing === true) details.push('none of its inputs in the study');
+  if (Array.isArray(t.outputs) && t.outputs.length) {
+    details.push(`made ${(t.outputs as { kind?: unknown; count?: unknown }[]).map((o) => `${String(o.kind)}${typeof o.count === 'number' && o.count > 1 ? ` x${o.count}` : ''}`).join(', ')}`);
+  }
+  if (t.measurements && typeof t.measurements === 'object') {
+    const m = Object.entries(t.measurements as Record<string, unknown>).filter(([, v]) => typeof v === 'number' && Number.isFinite(v));
+    if (m.length) details.push(m.map(([k, v]) => `${k} ${Math.round((v as number) * 100) / 100}`).join(', '));
+  }
+  if (Array.isArray(t.models) && t.models.length) {
+    details.push(`models ${(t.models as { name?: unknown; version?: unknown }[]).map((x) => `${String(x.name)} ${String(x.version ?? '')}`.trim()).join(', ')}`);
+  }
+  if (Array.isArray(t.notes)) for (const n of t.notes) if (typeof n === 'string') details.push(n);
+  if (Array.isArray(t.checks) && t.checks.length) {
+    const checks = (t.checks as Record<string, unknown>[]).map(
+      (c) => `${String(c.field ?? '?')} ${String(c.operator ?? '')} ${JSON.stringify(c.expected ?? null)} (study: ${JSON.stringify(c.actual ?? null)}) ${c.ok === true ? 'yes' : 'no'}`,
+    );
+    details.push(`conditions: ${checks.join('; ')}`);
+  }
+  return {
+    task: text(t.task) ?? text(t.id) ?? '?',
+    title: text(t.title),
+    listed: typeof t.listed === 'boolean' ? t.listed : null,
+    ran: t.run === true || t.ran === true,
+    reason: text(t.reason),
+    error: text(t.error),
+    details,
+  };
 }
 
 function stripCredentials(url: string): string {

@@ -69,6 +69,12 @@ export interface JobQueue {
   complete(id: number, state: 'done' | 'not_processed', outcome: unknown, now?: number): Promise<void>;
   fail(id: number, error: string, maxAttempts: number, now?: number): Promise<StudyJob>;
   retry(id: number, now?: number): Promise<boolean>;
+  /**
+   * Operator: process a study again on purpose (e.g. after a re-send, a model update). A NEW job,
+   * ready at once, linked to the study's latest job (previous_job_id), handoff 'operator-reprocess';
+   * the earlier jobs and their outcomes stay. undefined when the study has a job still open.
+   */
+  reprocess?(studyUid: string, route: string, priority: Priority, instanceCount: number, now?: number): Promise<StudyJob | undefined>;
   get(id: number): Promise<StudyJob | undefined>;
   list(opts?: { states?: JobState[]; limit?: number }): Promise<StudyJob[]>;
   counts(): Promise<Record<JobState, number>>;
@@ -255,6 +261,20 @@ export class EmbeddedQueue implements JobQueue {
         .prepare("UPDATE jobs SET state = 'ready', ready_at = ?, attempts = 0, handoff = 'operator-retry' WHERE id = ? AND state IN ('failed','dead','not_processed','done')")
         .run(now, id).changes > 0
     );
+  }
+
+  async reprocess(studyUid: string, route: string, priority: Priority, instanceCount: number, now = Date.now()): Promise<StudyJob | undefined> {
+    const id = this.db.transaction(() => {
+      const open = this.st("SELECT id FROM jobs WHERE study_uid = ? AND state IN ('collecting','ready','running','failed') LIMIT 1").get(studyUid);
+      if (open) return undefined;
+      const prev = this.st('SELECT id FROM jobs WHERE study_uid = ? ORDER BY id DESC LIMIT 1').get(studyUid) as { id: number } | undefined;
+      const r = this.st(
+        `INSERT INTO jobs (study_uid, route, priority, state, created_at, last_instance_at, instance_count, hints, ready_at, previous_job_id, handoff)
+         VALUES (?, ?, ?, 'ready', ?, ?, ?, '', ?, ?, 'operator-reprocess')`,
+      ).run(studyUid, route, priority, now, now, instanceCount, now, prev?.id ?? null);
+      return Number(r.lastInsertRowid);
+    })();
+    return id === undefined ? undefined : this.getSync(id);
   }
 
   async get(id: number): Promise<StudyJob | undefined> {

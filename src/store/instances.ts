@@ -17,6 +17,7 @@ import { StoredInstance } from '../types';
 import { Db } from './db';
 import { scanHeader } from '../dicom/header-scan';
 import { DEFAULT_INSTANCE_LIMITS, InstanceLimits, validateFile } from '../dicom/validate';
+import { log, ref } from '../util/log';
 
 type Statement = Database.Statement<unknown[]>;
 
@@ -82,6 +83,8 @@ export interface InstanceRow extends StoredInstance {
 export type StoredListener = (r: CommitResult, ctx: CommitContext) => void;
 
 const HEADER_PREFIX_BYTES = 1 << 20;
+/** A re-sent study is logged at most once per this interval. */
+const DUPLICATE_LOG_INTERVAL_MS = 60_000;
 /** Temporary files kept created ahead (openTemp): one per concurrent association is enough. */
 const SPARE_TEMP_FILES = 4;
 
@@ -116,6 +119,8 @@ export class InstanceStore {
   private spares: { path: string; fd: number }[] = [];
   private sparesOpening = new Set<string>();
   private closed = false;
+  /** When a study's last duplicate was logged (noteDuplicate). */
+  private duplicateLogged = new Map<string, number>();
   /** Folder fsyncs in flight, one per folder, with the callers waiting for the next one. */
   private dirSyncs = new Map<string, { inFlight: boolean; waiters: (() => void)[] }>();
 
@@ -416,6 +421,7 @@ export class InstanceStore {
       this.st('UPDATE instances SET duplicates = duplicates + 1 WHERE sop_instance_uid = ?').run(sopInstanceUid);
       fs.rmSync(tmp, { force: true });
       const instance = rowToInstance(existing);
+      this.noteDuplicate(instance.studyInstanceUid, ctx.sourceAe);
       return { status: 'duplicate', instance, header, hint: (existing.hint as ArrivalHint) ?? 'OTHER' };
     }
 
@@ -500,6 +506,30 @@ export class InstanceStore {
 
   count(): number {
     return (this.db.prepare('SELECT COUNT(*) AS n FROM instances').get() as { n: number }).n;
+  }
+
+  /**
+   * A re-sent instance (same SOPInstanceUID as one already stored) is acknowledged, counted and not
+   * processed again. One log line per study per minute (a re-sent study of 500 instances is one
+   * event, not 500), with the study's running total.
+   */
+  private noteDuplicate(studyUid: string, sourceAe: string): void {
+    const now = Date.now();
+    const last = this.duplicateLogged.get(studyUid);
+    if (last !== undefined && now - last < DUPLICATE_LOG_INTERVAL_MS) return;
+    if (this.duplicateLogged.size > 1000) this.duplicateLogged.clear();
+    this.duplicateLogged.set(studyUid, now);
+    log.warn('instance already stored (study re-sent): acknowledged, counted, not processed again; reprocess from the admin page if wanted', {
+      event: 'store.duplicate',
+      study: ref(studyUid),
+      callingAe: sourceAe,
+      duplicates: this.studyDuplicates(studyUid),
+    });
+  }
+
+  /** How many instances of this study arrived again after they were stored (re-sends). */
+  studyDuplicates(studyUid: string): number {
+    return (this.st('SELECT COALESCE(SUM(duplicates),0) AS n FROM instances WHERE study_uid = ?').get(studyUid) as { n: number }).n;
   }
 
   duplicateCount(): number {
