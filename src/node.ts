@@ -17,6 +17,12 @@ import { InstanceLimits } from './dicom/validate';
 import { EmbeddedQueue, JobQueue, QueueStartContext, StabilityRule, StudyJob } from './jobs/queue';
 import { Roles, resolveRoles } from './config/roles';
 import { StoredInstance } from './types';
+import type { NaturalDataset } from './dicom/dcmjs';
+import { RouteMatch, RoutingFacts, chooseRoute, collectFields, compilePatterns, matchConditions, seriesFacts } from './pipelines/routing';
+import { readHeader } from './study/header';
+
+/** Routing fields the arrival header (the store's index scan) always carries. */
+const ARRIVAL_HEADER_FIELDS = new Set(['calledAeTitle', 'callingAeTitle', 'Modality', 'SeriesDescription']);
 import { log, ref } from './util/log';
 import { logTlsClientErrors, serverTlsOptions } from './net/tls';
 
@@ -63,10 +69,83 @@ export interface NodeHooks {
  */
 export type NodeEvents = EventEmitter;
 
+/**
+ * Where a study's route is chosen (docs/routing.md): at ARRIVAL, instance by instance, on what the node has
+ * seen of the study so far in this process — the AE titles of the association (or STOW-RS), the study-level
+ * attributes and one header per series received (Modality, SeriesDescription, ... of every series so far) and
+ * the local time. Routes are tried in configuration order; the first that matches wins and the study is
+ * PINNED to it: later instances (and a re-sent study, while the pin is remembered) join that route, so one
+ * study is never split between routes. An instance of a study no route matches yet is kept and held back;
+ * when a later instance makes a route match (e.g. the series a rule looks for arrives) the held instances
+ * are noted on that route too. A study no route ever matches is kept, not processed (route.none in the log),
+ * and removed by retention like any other.
+ */
+export class StudyRouter {
+  private views = new Map<string, { series: Map<string, Record<string, string | undefined>>; pinned?: string; held: { hint: ArrivalHint; instance: StoredInstance; at: number }[]; seen: number; logged?: boolean }>();
+
+  /**
+   * The arrival header holds only the index attributes (Modality, SeriesDescription, UIDs...): when a route tests
+   * another attribute (StudyDescription, BodyPartExamined, ProtocolName, RequestedProcedureDescription...), the
+   * first instance of each new series is read from disk up to its pixel data (a few ms, once per series).
+   */
+  readonly needsFullHeader: boolean;
+
+  constructor(
+    private readonly routes: Route[],
+    /** Studies remembered (least recently seen dropped first) and instances held per unrouted study. */
+    private readonly maxStudies = 2000,
+    private readonly maxHeld = 20000,
+  ) {
+    const fields = new Set<string>();
+    for (const r of routes) {
+      const conds = matchConditions(r.match as RouteMatch);
+      compilePatterns(conds);
+      collectFields(conds, fields);
+    }
+    this.needsFullHeader = [...fields].some((f) => !ARRIVAL_HEADER_FIELDS.has(f));
+  }
+
+  /** The route for an arriving instance, and the held instances to note with it (empty when none matches yet). */
+  arrive(
+    instance: StoredInstance,
+    header: NaturalDataset,
+    hint: ArrivalHint,
+    ae: { calledAe?: string; callingAe: string },
+    now = new Date(),
+  ): { route?: Route; release: { hint: ArrivalHint; instance: StoredInstance; at: number }[]; newlyUnrouted: boolean } {
+    const uid = instance.studyInstanceUid;
+    let v = this.views.get(uid);
+    if (v) this.views.delete(uid); // re-insert: Map order is the LRU order
+    else v = { series: new Map(), held: [], seen: 0 };
+    this.views.set(uid, v);
+    while (this.views.size > this.maxStudies) this.views.delete(this.views.keys().next().value as string);
+    v.seen++;
+    if (!v.series.has(instance.seriesInstanceUid)) {
+      const full = this.needsFullHeader ? readHeader(instance) : undefined;
+      v.series.set(instance.seriesInstanceUid, seriesFacts(full && !full.error ? full.ds : header));
+    }
+    if (v.pinned) {
+      const r = this.routes.find((x) => x.name === v!.pinned);
+      if (r) return { route: r, release: [], newlyUnrouted: false };
+    }
+    const facts: RoutingFacts = { calledAeTitle: ae.calledAe, callingAeTitle: ae.callingAe, series: [...v.series.values()], now };
+    const { route } = chooseRoute(this.routes, facts);
+    if (!route) {
+      if (v.held.length < this.maxHeld) v.held.push({ hint, instance, at: now.getTime() });
+      const first = !v.logged;
+      v.logged = true;
+      return { release: [], newlyUnrouted: first };
+    }
+    v.pinned = route.name;
+    const release = v.held;
+    v.held = [];
+    return { route, release, newlyUnrouted: false };
+  }
+}
+
+/** The route of a study with only AE titles known (compatibility: routes without tag conditions). */
 export function matchRoute(routes: Route[], calledAe: string | undefined, callingAe: string): Route | undefined {
-  return routes.find(
-    (r) => (!r.match.calledAeTitle || r.match.calledAeTitle === calledAe) && (!r.match.callingAeTitle || r.match.callingAeTitle === callingAe),
-  );
+  return chooseRoute(routes, { calledAeTitle: calledAe, callingAeTitle: callingAe, series: [], now: new Date() }).route;
 }
 
 export class StrokeNode {
@@ -111,18 +190,24 @@ export class StrokeNode {
     );
     this.processor = hooks.processor ?? (async () => ({ state: 'not_processed', outcome: { reason: 'no processor configured' } }));
 
+    const router = new StudyRouter(config.routes);
     this.store.onStored((r, ctx) => {
       if (r.status !== 'stored') return; // duplicates are counted, never reprocessed
-      const route = matchRoute(config.routes, ctx.calledAe, ctx.sourceAe);
+      const studyUid = r.instance.studyInstanceUid;
+      const { route, release, newlyUnrouted } = router.arrive(r.instance, r.header, r.hint, { calledAe: ctx.calledAe, callingAe: ctx.sourceAe });
       if (!route) {
-        log.warn('instance matches no route; kept but not processed', { event: 'route.none', study: ref(r.instance.studyInstanceUid), callingAe: ctx.sourceAe });
+        if (newlyUnrouted) log.warn('instance matches no route; kept, held until a route matches', { event: 'route.none', study: ref(studyUid), callingAe: ctx.sourceAe });
         return;
       }
       // The embedded backend records the arrival synchronously inside this call; the Redis backend
       // first writes it to a local pending table (synchronously), then to Redis.
-      this.queue.noteArrival(r.instance.studyInstanceUid, route.name, r.hint, route.priority, Date.now(), r.instance).catch((e: Error) =>
-        log.error('could not note an arrival in the queue (kept locally, retried)', { event: 'queue.arrival_failed', study: ref(r.instance.studyInstanceUid), error: e.message }),
-      );
+      const note = (hint: ArrivalHint, instance: StoredInstance) =>
+        this.queue.noteArrival(studyUid, route.name, hint, route.priority, Date.now(), instance).catch((e: Error) =>
+          log.error('could not note an arrival in the queue (kept locally, retried)', { event: 'queue.arrival_failed', study: ref(studyUid), error: e.message }),
+        );
+      if (release.length) log.info('study now matches a route; held instances noted', { event: 'route.matched_late', study: ref(studyUid), route: route.name, held: release.length });
+      for (const h of release) void note(h.hint, h.instance);
+      void note(r.hint, r.instance);
     });
 
     if (config.dimse.enabled && this.roles.receiver) {

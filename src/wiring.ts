@@ -11,6 +11,7 @@ import type { RedisHandoff } from './egress/redis-handoff';
 import { ModelRegistry } from './models/registry';
 import { NODE_VERSION, StrokeNode } from './node';
 import { createProcessor } from './pipelines/processor';
+import { routeModels } from './pipelines/tasks';
 import { mountAdmin } from './admin';
 import { Housekeeping } from './jobs/housekeeping';
 
@@ -59,7 +60,7 @@ export async function buildNode(config: Config): Promise<BuiltNode> {
   // With a shared queue, a worker takes only routes with at least one of their models loaded.
   node.workerInfo = () => ({
     cannotRun: (route) => {
-      const names = Object.values(route.models);
+      const names = routeModels(route);
       return names.some((n) => registry.isReady(n)) ? undefined : `none of its models is loaded here (${names.join(', ')})`;
     },
     executionProvider: [...new Set(registry.states().map((s) => s.executionProvider).filter(Boolean))].join(',') || config.inference.executionProviders[0],

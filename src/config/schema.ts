@@ -5,6 +5,8 @@
  */
 import { z } from 'zod';
 import { DEFAULT_LESION_POSTPROCESS as D } from '../pipelines/lesion-postprocess';
+import { Condition, ROUTING_FIELDS, validateCondition, validateMatch } from '../pipelines/routing';
+import { DEFAULT_ROUTE_TASKS, TASK_IDS } from '../pipelines/task-ids';
 
 const aeTitle = z
   .string()
@@ -78,6 +80,22 @@ export type Destination = z.infer<typeof DestinationSchema>;
 export type DimseDestination = z.infer<typeof DimseDestinationSchema>;
 export type StowDestination = z.infer<typeof StowDestinationSchema>;
 
+/** A condition of the routing language (src/pipelines/routing.ts, docs/routing.md); checked in RouteSchema's refinement. */
+const conditionValue = z.custom<Condition>(() => true);
+
+export const RouteTaskSchema = z.union([
+  z.enum(TASK_IDS),
+  z
+    .object({
+      task: z.enum(TASK_IDS).describe('task id (src/pipelines/<id>/)'),
+      when: conditionValue
+        .optional()
+        .describe('run the task only when this holds: the routing language plus content facts, e.g. { present: ["T1C"] } (docs/routing.md)'),
+    })
+    .strict(),
+]);
+export type RouteTask = z.infer<typeof RouteTaskSchema>;
+
 export const RouteSchema = z
   .object({
     name: z.string().min(1),
@@ -85,9 +103,34 @@ export const RouteSchema = z
       .object({
         calledAeTitle: aeTitle.optional().describe('only studies sent to this called AE title'),
         callingAeTitle: aeTitle.optional().describe('only studies sent by this calling AE title'),
+        field: z.enum(ROUTING_FIELDS).optional().describe('a single tag condition: the field tested (with equals / in / matches / exists)'),
+        equals: z.union([z.string(), z.number()]).optional(),
+        in: z.array(z.union([z.string(), z.number()])).optional(),
+        matches: z.string().optional().describe('case-insensitive regular expression, compiled at start-up'),
+        exists: z.boolean().optional(),
+        timeOfDay: z
+          .object({ from: z.string(), to: z.string() })
+          .strict()
+          .optional()
+          .describe('local time window "HH:MM"-"HH:MM", wraps midnight (from 18:00 to 07:00 is the night)'),
+        all: z.array(conditionValue).optional().describe('every condition holds'),
+        any: z.array(conditionValue).optional().describe('at least one condition holds'),
+        not: conditionValue.optional().describe('the condition does not hold'),
       })
       .strict()
-      .default({}),
+      .default({})
+      .describe(
+        'which studies take this route: every key must hold (an empty match takes every study). The first route in the list that matches wins. ' +
+          'Tag conditions: { field: Modality | BodyPartExamined | StudyDescription | ProtocolName | SeriesDescription | RequestedProcedureDescription | InstitutionName | StationName | Manufacturer | ManufacturerModelName | calledAeTitle | callingAeTitle, equals | in | matches | exists }, ' +
+          'timeOfDay, all / any / not (docs/routing.md)',
+      ),
+    tasks: z
+      .array(RouteTaskSchema)
+      .min(1)
+      .default([...DEFAULT_ROUTE_TASKS])
+      .describe(
+        `the tasks this route runs (${TASK_IDS.join(', ')}), each a task id or { task, when }; default ${JSON.stringify(DEFAULT_ROUTE_TASKS)}, so a tumour model never runs unless a route lists brain-tumour-mr (docs/tasks.md)`,
+      ),
     quietPeriodSeconds: z.number().positive().default(5).describe('hand a study on when no instance arrived for this long'),
     requiredSeries: z
       .array(z.enum(['DWI', 'ADC', 'CT']))
@@ -100,11 +143,24 @@ export const RouteSchema = z
         dwiAdc: z.string().default('dual-encoder'),
         singleModality: z.string().default('shaspec-missing'),
         ctToDwi: z.string().default('ct2dwi'),
+        brainTumour: z.string().default('brain-tumour').describe('brain-tumour-mr: the any-subset FLAIR/T1/T1C/T2 segmentation model'),
       })
       .strict()
       .default({}),
   })
-  .strict();
+  .strict()
+  .superRefine((r, ctx) => {
+    for (const e of validateMatch(r.match, ['match'])) ctx.addIssue({ code: z.ZodIssueCode.custom, path: e.path, message: e.message });
+    const seen = new Set<string>();
+    r.tasks.forEach((t, i) => {
+      const id = typeof t === 'string' ? t : t.task;
+      if (seen.has(id)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['tasks', i], message: `task "${id}" listed twice` });
+      seen.add(id);
+      if (typeof t !== 'string' && t.when !== undefined) {
+        for (const e of validateCondition(t.when, ['tasks', i, 'when'], true)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: e.path, message: e.message });
+      }
+    });
+  });
 export type Route = z.infer<typeof RouteSchema>;
 
 export const ConfigSchema = z
