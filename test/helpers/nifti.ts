@@ -8,6 +8,7 @@
  * NIfTI world coordinates are RAS+ (x to the patient's Right→Left is -x); DICOM is LPS: see `rasToLps`.
  */
 import * as fs from 'fs';
+import * as os from 'os';
 import * as zlib from 'zlib';
 
 export type Mat4 = [number[], number[], number[], number[]];
@@ -35,6 +36,18 @@ const DATATYPES: Record<number, { bytes: number; read: (b: Buffer, o: number, le
   256: { bytes: 1, read: (b, o) => b.readInt8(o) },
   512: { bytes: 2, read: (b, o, le) => (le ? b.readUInt16LE(o) : b.readUInt16BE(o)) },
   768: { bytes: 4, read: (b, o, le) => (le ? b.readUInt32LE(o) : b.readUInt32BE(o)) },
+};
+
+type TypedCtor = new (buffer: ArrayBuffer, byteOffset: number, length: number) => ArrayLike<number>;
+const TYPED: Record<number, TypedCtor> = {
+  2: Uint8Array,
+  4: Int16Array,
+  8: Int32Array,
+  16: Float32Array,
+  64: Float64Array,
+  256: Int8Array,
+  512: Uint16Array,
+  768: Uint32Array,
 };
 
 /** Parse a NIfTI-1 file already in memory (gzip detected by its magic bytes). */
@@ -103,9 +116,17 @@ export function parseNifti(raw: Buffer): Nifti {
   if (buf.length < voxOffset + n * dt.bytes) throw new Error(`NIfTI: ${buf.length} bytes, the voxels need ${voxOffset + n * dt.bytes}`);
   const data = new Float32Array(n);
   const scale = Number.isFinite(slope) && slope !== 0;
-  for (let v = 0; v < n; v++) {
-    const x = dt.read(buf, voxOffset + v * dt.bytes, le);
-    data[v] = scale ? x * slope + (Number.isFinite(inter) ? inter : 0) : x;
+  const typed = le && os.endianness() === 'LE' ? TYPED[datatype] : undefined;
+  if (typed) {
+    // fast path: a view over an aligned copy of the voxel bytes (host and file both little-endian)
+    const bytes = new Uint8Array(buf.buffer, buf.byteOffset + voxOffset, n * dt.bytes).slice();
+    data.set(new typed(bytes.buffer, 0, n));
+  } else {
+    for (let v = 0; v < n; v++) data[v] = dt.read(buf, voxOffset + v * dt.bytes, le);
+  }
+  if (scale) {
+    const b = Number.isFinite(inter) ? inter : 0;
+    for (let v = 0; v < n; v++) data[v] = data[v] * slope + b;
   }
   return { dims, pixdim, datatype, qformCode, sformCode, affine, data };
 }

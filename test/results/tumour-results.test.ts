@@ -13,7 +13,8 @@ import { Codes } from '../../src/results/codes';
 import { unpackBits } from '../../src/results/seg';
 import { buildTumourSeg, writeTumourResults, type TumourResultInput } from '../../src/results/tumour';
 import type { Vec3, Volume } from '../../src/types';
-import { bratsCaseAvailable, writeBratsStudy, type BratsSeries, type BratsStudy } from '../helpers/brats-study';
+import { bratsCaseAvailable, bratsRoot, writeBratsStudy, type BratsSeries, type BratsStudy } from '../helpers/brats-study';
+import { readNifti } from '../helpers/nifti';
 import { dciodvfy } from '../helpers/dciodvfy';
 import { deployment, provenanceFor } from './fixtures';
 
@@ -104,6 +105,23 @@ function countLabels(labels: Uint8Array): [number, number, number] {
     res = writeTumourResults(input);
     segDs = readPart10(res.seg.part10).dataset;
     srDs = readPart10(res.sr.part10).dataset;
+  });
+
+  test('the NIfTI reader agrees with nibabel on this case (affine, a voxel, the label counts)', () => {
+    const dir = path.join(bratsRoot(), CASE);
+    const flairNii = readNifti(path.join(dir, `${CASE}_flair.nii.gz`));
+    expect(flairNii.dims).toEqual([240, 240, 155]);
+    // nibabel: sform (code 1) = qform (code 2) = [[-1,0,0,0],[0,-1,0,239],[0,0,1,0]]
+    expect(flairNii.affine.slice(0, 3).map((r) => r.map((v) => v + 0))).toEqual([
+      [-1, 0, 0, 0],
+      [0, -1, 0, 239],
+      [0, 0, 1, 0],
+    ]);
+    expect(flairNii.data[(77 * 240 + 120) * 240 + 100]).toBe(238); // nibabel dataobj[100, 120, 77]
+    const seg = readNifti(path.join(dir, `${CASE}_seg.nii.gz`));
+    const counts = [0, 0, 0, 0, 0];
+    for (const v of seg.data) counts[v]++;
+    expect(counts).toEqual([8820806, 24961, 51852, 0, 30381]); // nibabel np.unique
   });
 
   test('the written study: clinical geometry from the NIfTI affine, one frame of reference, the acquisition tags', () => {
