@@ -215,6 +215,14 @@ describe('operator views in Chromium', () => {
     await shot('study-nothing-usable');
   });
 
+  test('the disk-check summary shows its time as a time, not a raw epoch', async () => {
+    await page.getByTestId('hk-row-disk-check').getByRole('button', { name: 'Run now' }).click();
+    await waitFor(async () => /level ok/.test((await page.getByTestId('hk-row-disk-check').textContent()) ?? ''), 10000, 'disk-check ran');
+    const summary = (await page.getByTestId('hk-row-disk-check').locator('td').nth(3).textContent()) ?? '';
+    expect(summary).toMatch(/^at \d\d:\d\d:\d\d · freeMb \d+/);
+    expect(summary).not.toMatch(/\d{12,}/);
+  });
+
   test('at 1280 x 800 the studies table fits without horizontal scrolling', async () => {
     await page.goto(`${t.httpUrl}/admin/#studies`);
     await page.getByTestId('study-row-1').waitFor();
