@@ -21,6 +21,7 @@ import { AdminAuth, AuthOptions } from './auth';
 import { createMetrics, NodeMetrics } from './metrics';
 import { readiness } from './readiness';
 import { AdminViews } from './views';
+import { routeTestRouter } from './route-test';
 
 export { readiness } from './readiness';
 export { createMetrics } from './metrics';
@@ -329,6 +330,7 @@ function adminRouter(node: StrokeNode, opts: AdminMountOptions, auth: AdminAuth)
     const run = await opts.housekeeping.runOnce(task);
     res.status(run.ok ? 200 : 500).json(run);
   });
+  api.use('/routes', routeTestRouter(node, opts.registry)); // routing rule tester (route-test.ts)
   api.use((_req, res) => res.status(404).json({ error: 'no such admin API endpoint' }));
 
   r.use('/api', api);
