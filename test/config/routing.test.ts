@@ -198,3 +198,22 @@ describe('StudyRouter: the route chosen at arrival', () => {
     for (let i = 0; i < 3; i++) expect(r.arrive(inst('S3', 'X', String(i)), { Modality: 'US' }, 'OTHER', { callingAe: 'US1' }).route).toBeUndefined();
   });
 });
+
+test("the example configuration's commented routes are valid once uncommented", () => {
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const fs = require('fs') as typeof import('fs');
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const YAML = require('yaml') as typeof import('yaml');
+  const text = fs.readFileSync(require('path').resolve(__dirname, '../../dicom-config/example.yaml'), 'utf8') as string;
+  const lines = text.split('\n');
+  const start = lines.findIndex((l) => l.startsWith('routes:'));
+  const end = lines.findIndex((l, i) => i > start && l.startsWith('  - name: stroke'));
+  const commented = lines.slice(start + 1, end).filter((l) => /^ {2}# (-| {2})/.test(l)).map((l) => l.replace(/^ {2}# /, '  '));
+  const routes = YAML.parse(`routes:\n${commented.join('\n')}`).routes as Record<string, unknown>[];
+  expect(routes.map((r) => r.name)).toEqual(['neuro-tumour', 'night-ct']);
+  const c = parseConfig({ destinations: [{ name: 'pacs', type: 'stow', url: 'http://x/dicom-web' }, { name: 'orthanc-web', type: 'stow', url: 'http://y/dicom-web' }], routes });
+  const pick = (f: RoutingFacts) => chooseRoute(c.routes, f).route?.name;
+  expect(pick({ series: [{ Modality: 'MR', StudyDescription: 'MR brain C+' }], now: at('10:00') })).toBe('neuro-tumour');
+  expect(pick({ series: [{ Modality: 'CT', BodyPartExamined: 'HEAD' }], now: at('22:00') })).toBe('night-ct');
+  expect(pick({ series: [{ Modality: 'CT', BodyPartExamined: 'HEAD' }], now: at('10:00') })).toBeUndefined();
+});
