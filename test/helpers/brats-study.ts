@@ -198,23 +198,37 @@ function slabOf(nz: number, opts: BratsStudyOptions, kAscending: boolean): Slab 
  */
 function resamplePlane(src: Float32Array, n0x: number, n0y: number, nx: number, ny: number, nearest: boolean): Float32Array {
   if (nx === n0x && ny === n0y) return src;
+  // per-axis source indices and weights, computed once
+  const axis = (n0: number, n: number): { i0: Int32Array; i1: Int32Array; f: Float32Array } => {
+    const i0 = new Int32Array(n);
+    const i1 = new Int32Array(n);
+    const f = new Float32Array(n);
+    for (let q = 0; q < n; q++) {
+      const x = Math.min(n0 - 1, Math.max(0, (q + 0.5) * (n0 / n) - 0.5));
+      if (nearest) {
+        i0[q] = i1[q] = Math.round(x);
+      } else {
+        i0[q] = Math.floor(x);
+        i1[q] = Math.min(n0 - 1, i0[q] + 1);
+        f[q] = x - i0[q];
+      }
+    }
+    return { i0, i1, f };
+  };
+  const ax = axis(n0x, nx);
+  const ay = axis(n0y, ny);
   const out = new Float32Array(nx * ny);
   for (let r = 0; r < ny; r++) {
-    const y = Math.min(n0y - 1, Math.max(0, (r + 0.5) * (n0y / ny) - 0.5));
+    const row0 = ay.i0[r] * n0x;
+    const row1 = ay.i1[r] * n0x;
+    const fy = ay.f[r];
     for (let c = 0; c < nx; c++) {
-      const x = Math.min(n0x - 1, Math.max(0, (c + 0.5) * (n0x / nx) - 0.5));
-      if (nearest) {
-        out[r * nx + c] = src[Math.round(y) * n0x + Math.round(x)];
-        continue;
-      }
-      const x0 = Math.floor(x);
-      const y0 = Math.floor(y);
-      const x1 = Math.min(n0x - 1, x0 + 1);
-      const y1 = Math.min(n0y - 1, y0 + 1);
-      const fx = x - x0;
-      const fy = y - y0;
-      out[r * nx + c] =
-        (1 - fy) * ((1 - fx) * src[y0 * n0x + x0] + fx * src[y0 * n0x + x1]) + fy * ((1 - fx) * src[y1 * n0x + x0] + fx * src[y1 * n0x + x1]);
+      const x0 = ax.i0[c];
+      const x1 = ax.i1[c];
+      const fx = ax.f[c];
+      const top = src[row0 + x0] + fx * (src[row0 + x1] - src[row0 + x0]);
+      const bottom = src[row1 + x0] + fx * (src[row1 + x1] - src[row1 + x0]);
+      out[r * nx + c] = top + fy * (bottom - top);
     }
   }
   return out;

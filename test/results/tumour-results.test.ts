@@ -135,6 +135,10 @@ function countLabels(labels: Uint8Array): [number, number, number] {
     // first thick slice centred on k = 4; T1 native grid: first pixel (0, -239, 4)
     expect(t1.volume.geometry.slicePositions[0]).toEqual([0, -239, 4]);
     expect(t1.volume.geometry.slicePositions[29][2]).toBe(149);
+    // thick slice 15 = mean of k 77..81; nibabel: t1[100, 120, 77:82] = 311 315 319 323 326 → 318.8,
+    // t1[60, 140, 77:82] → 293.8 (column = i, row = j)
+    expect(t1.volume.data[(15 * 240 + 120) * 240 + 100]).toBe(319);
+    expect(t1.volume.data[(15 * 240 + 140) * 240 + 60]).toBe(294);
     // FLAIR 256 over the same 240 mm: first pixel centre half a 0.9375 mm pixel from the edge
     const p = flair.volume.geometry.slicePositions[0];
     expect(p[0]).toBeCloseTo(-0.5 + 0.46875, 6);
@@ -152,6 +156,11 @@ function countLabels(labels: Uint8Array): [number, number, number] {
     // the truth has all three sub-regions on the written grid
     const n = countLabels(flair.truth);
     expect(n.every((x) => x > 100)).toBe(true);
+    // ... with the volumes of the 1 mm expert labels (nibabel: 24961, 51852, 30381 voxels of 1 mm³) within
+    // 5 %: the 5 mm / 256² resampling keeps the anatomy's size (all of the tumour lies inside the slab)
+    const g = flair.volume.geometry;
+    const voxelMl = (g.pixelSpacing[0] * g.pixelSpacing[1] * g.sliceSpacing) / 1000;
+    [24.961, 51.852, 30.381].forEach((ml, k) => expect(Math.abs(n[k] * voxelMl - ml) / ml).toBeLessThan(0.05));
   });
 
   test('T1C carries the contrast agent; every written MR instance kind is dciodvfy-clean', () => {
