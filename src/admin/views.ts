@@ -12,6 +12,8 @@ import type { DestinationStats, OutboxRow, OutboxState } from '../egress/outbox'
 import type { JobState, StudyJob } from '../jobs/queue';
 import type { Housekeeping, SelfTestResult, TaskRun } from '../jobs/housekeeping';
 import { ref } from '../util/log';
+import { chooseRoute, studyFacts } from '../pipelines/routing';
+import { readHeader } from '../study/header';
 import type { HandoffCounts, RedisHandoff } from '../egress/redis-handoff';
 
 export interface AdminDeps {
@@ -132,6 +134,15 @@ export interface JobDetailView extends JobView {
   objects: ObjectView[];
 }
 
+/** How the configured routes read this study's stored headers now (the route itself was chosen at arrival). */
+export interface RouteCheckView {
+  /** The route the rules pick now (null: none matches). */
+  route: string | null;
+  /** Local time the time-of-day rules were read at. */
+  evaluatedAt: number;
+  routes: { route: string; ok: boolean; checks: { field: string; operator: string; expected: unknown; actual: unknown; ok: boolean }[] }[];
+}
+
 export interface StudyDetailView {
   studyRef: string;
   patient?: PatientView;
@@ -141,6 +152,8 @@ export interface StudyDetailView {
   storedSeries: { description: string | null; modality: string | null; seriesNumber: number | null; instances: number; duplicates: number }[];
   /** Every job of the study, latest first (a late instance or a reprocess opens a new job). */
   jobs: JobDetailView[];
+  /** null when no instance is stored any more. */
+  routeCheck: RouteCheckView | null;
 }
 
 export interface AlertView {
@@ -394,6 +407,34 @@ export class AdminViews {
     };
   }
 
+  private routeChecks = new Map<string, { key: string; at: number; view: RouteCheckView }>();
+
+  /** Route rules on one header per stored series (cached 30 s per study and instance count: the page polls). */
+  private routeCheck(studyUid: string): RouteCheckView | null {
+    const rows = this.d.node.store.listStudy(studyUid);
+    if (!rows.length) return null;
+    const key = `${rows.length}`;
+    const hit = this.routeChecks.get(studyUid);
+    if (hit && hit.key === key && Date.now() - hit.at < 30_000) return hit.view;
+    const firstOfSeries = [...new Map(rows.map((x) => [x.seriesInstanceUid, x])).values()].slice(0, 200);
+    const headers = firstOfSeries.map((x) => readHeader(x)).filter((h) => !h.error).map((h) => h.ds);
+    const now = new Date();
+    const facts = studyFacts(headers, { calledAeTitle: rows[0].calledAe ?? undefined, callingAeTitle: rows[0].sourceAe }, now);
+    const chosen = chooseRoute(this.d.node.config.routes, facts);
+    const view: RouteCheckView = {
+      route: chosen.route?.name ?? null,
+      evaluatedAt: now.getTime(),
+      routes: chosen.evaluations.map((e) => ({
+        route: e.route,
+        ok: e.ok,
+        checks: e.checks.map((c) => ({ field: c.field, operator: c.operator, expected: c.expected, actual: c.actual, ok: c.ok })),
+      })),
+    };
+    if (this.routeChecks.size > 200) this.routeChecks.clear();
+    this.routeChecks.set(studyUid, { key, at: Date.now(), view });
+    return view;
+  }
+
   async studyDetail(studyUid: string): Promise<StudyDetailView> {
     const jobs = (await this.d.node.queue.list({ limit: 1000 })).filter((j) => j.studyUid === studyUid);
     const stored = this.d.node.db
@@ -409,6 +450,7 @@ export class AdminViews {
       duplicates: stored.reduce((n, s) => n + s.duplicates, 0),
       storedSeries: stored,
       jobs: jobs.map((j) => this.jobDetail(j)),
+      routeCheck: this.routeCheck(studyUid),
     };
   }
 

@@ -81,6 +81,13 @@ describe('operator API: drill-down, alerts, outbox groups, duplicates, reprocess
       expect(o.deliveries[0]).toMatchObject({ destination: 'pacs' });
       expect(o.notSent).toBeNull();
     }
+    // the route: one route without conditions takes it
+    expect(r.body.routeCheck).toMatchObject({ route: 'default', routes: [{ route: 'default', ok: true, checks: [] }] });
+    // tasks run or not, with reasons (the processor records them)
+    const strokeMr = job.tasks.find((x: { task: string }) => x.task === 'stroke-mr');
+    expect(strokeMr).toMatchObject({ ran: true, listed: true });
+    expect(strokeMr.details.join(' ')).toMatch(/made SEG, SR/);
+    expect(job.tasks.find((x: { task: string }) => x.task === 'stroke-ct')).toMatchObject({ ran: false });
     // the same study by job id and by its Study Instance UID
     expect((await request(node.app).get('/admin/api/studies/1').set(bearer)).body.studyRef).toBe(studyRef);
     expect((await request(node.app).get(`/admin/api/studies/${study.study.studyInstanceUid}`).set(bearer)).body.studyRef).toBe(studyRef);

@@ -120,6 +120,20 @@ describe('operator views in Chromium', () => {
     expect(classes.sort()).toEqual(['ADC', 'DWI']);
     expect(await page.getByTestId('sd-series-1-0').locator('td').nth(3).textContent().then((x) => x ?? '')).toMatch(/1000|–/);
     expect(await page.getByTestId('sd-decision-1').textContent()).toBe('lesion');
+    // the route: taken at arrival, and how the rules read the stored headers (one route without conditions)
+    expect(await page.getByTestId('sd-route-summary').textContent()).toMatch(/^Taken: default .*route default\.$/);
+    expect(await page.getByTestId('sd-route-default').getAttribute('data-ok')).toBe('yes');
+    // the tasks: each run or not, with its reason (when the processor records tasks)
+    const tasks = (job.outcome as { tasks?: { task: string; run: boolean; reason: string }[] }).tasks;
+    if (tasks) {
+      expect(await page.locator('[data-testid^="sd-task-1-"]').count()).toBe(tasks.length);
+      for (let i = 0; i < tasks.length; i++) {
+        const row = page.getByTestId(`sd-task-1-${i}`);
+        expect(await row.getAttribute('data-ran')).toBe(tasks[i].run ? 'yes' : 'no');
+        expect((await row.locator('td').allTextContents())[3]).toContain(tasks[i].reason);
+      }
+      expect(tasks.find((x) => x.task === 'stroke-mr')?.run).toBe(true);
+    }
     // one row per stage the processor timed
     expect(await page.locator('[data-testid^="sd-timing-1-"]').count()).toBe(Object.keys(outcome.timingsMs).length);
     expect(await page.getByTestId('sd-timing-1-inference').isVisible()).toBe(true);

@@ -398,11 +398,27 @@
     var stored = h('div', null, h('h3', { text: 'Stored series' }), miniTable(['#', 'Description', 'Modality', 'Instances', 'Re-sent'], d.storedSeries.map(function (x) {
       return h('tr', null, td(x.seriesNumber, 'num'), td(x.description || '(no description)'), td(x.modality), td(x.instances, 'num'), td(x.duplicates, 'num'));
     }), 'sd-stored', 'No instance stored (removed by retention?).'));
+    var route = null;
+    if (d.routeCheck) {
+      var rc = d.routeCheck;
+      var taken = d.jobs.length ? d.jobs[0].route : null;
+      route = h('div', null, h('h3', { text: 'Route decision' }),
+        h('p', { cls: 'small', 'data-testid': 'sd-route-summary' },
+          taken ? 'Taken: ' + taken + ' (chosen at arrival, on the AE titles and the headers received by then). ' : 'No job: no route matched at arrival. ',
+          'The rules read the stored headers now (' + fmtTime(rc.evaluatedAt) + '): ' + (rc.route ? 'route ' + rc.route : 'no route matches') + '.'),
+        miniTable(['Route', 'Matches', 'Conditions (expected, what the study has)'], rc.routes.map(function (r) {
+          var conds = r.checks.length ? r.checks.map(function (c) {
+            return (c.ok ? '✓ ' : '✗ ') + c.field + ' ' + c.operator + ' ' + JSON.stringify(c.expected) + ' (study: ' + JSON.stringify(c.actual) + ')';
+          }).join('; ') : 'no condition: takes every study';
+          return h('tr', { 'data-testid': 'sd-route-' + r.route, 'data-ok': r.ok ? 'yes' : 'no' },
+            td(h('b', { text: r.route })), td(pill(r.ok ? 'matches' : 'no match', r.ok ? 'ok' : 'muted')), td(conds, 'wrap'));
+        }), 'sd-routes', 'No route configured.'));
+    }
     var jobs = d.jobs.map(function (j, i) {
       var open = openJobs[j.id] !== undefined ? openJobs[j.id] : i === 0;
       return jobSection(j, open);
     });
-    $('sd-body').replaceChildren(dup || document.createTextNode(''), stored, h('div', { cls: 'jobs' }, jobs));
+    $('sd-body').replaceChildren(dup || document.createTextNode(''), stored, route || document.createTextNode(''), h('div', { cls: 'jobs' }, jobs));
     $('sd-body').querySelectorAll('details.job').forEach(function (el) {
       el.addEventListener('toggle', function () { openJobs[el.dataset.job] = el.open; });
     });
