@@ -100,10 +100,11 @@ describe('ensure-built: dist/ is built once, then only when its sources change',
     expect(scripts.send).toBe('node src/cli/ensure-built.js && node dist/src/cli/send.js');
     expect(scripts.start).toBe('node src/cli/ensure-built.js && node dist/src/main.js');
     expect(scripts.bench).toBe('node src/cli/ensure-built.js && node dist/bench/run.js');
+    expect(scripts.backup).toBe('node src/cli/ensure-built.js && node dist/src/cli/backup.js');
     expect(scripts.build).toBe('node src/cli/ensure-built.js --force');
     // the entry points they run are what the build config compiles
     const include = JSON.parse(fs.readFileSync(path.join(REPO, 'tsconfig.build.json'), 'utf8')).include as string[];
-    for (const f of ['src/main.ts', 'src/cli/send.ts', 'bench/run.ts']) {
+    for (const f of ['src/main.ts', 'src/cli/send.ts', 'src/cli/backup.ts', 'bench/run.ts']) {
       expect(fs.existsSync(path.join(REPO, f))).toBe(true);
       expect(include.some((g) => f.startsWith(g.split('*')[0]))).toBe(true);
     }
