@@ -85,6 +85,7 @@ export function createProcessor(deps: ProcessorDeps): StudyProcessor {
       egressVia: deps.handoff?.kind,
       timingsMs: timings,
     };
+    for (const d of selection.decisions) if (!d.run) d.ran = false;
     if (!selection.toRun.length) {
       const reason = notRunReason(selection.decisions, av, route);
       log.warn('study not processed', { event: 'study.not_processed', job: job.id, study: ref(job.studyUid), reason });
@@ -107,9 +108,11 @@ export function createProcessor(deps: ProcessorDeps): StudyProcessor {
         d.measurements = r.measurements;
         d.notes = r.notes;
         d.models = r.models.map((m) => ({ name: m.name, version: m.version }));
+        d.ran = true;
         // The first task that ran sets the top-level fields (model, lesion volume, note...) the admin page reads.
         for (const [k, v] of Object.entries(r.outcome ?? {})) if (!(k in fields) && v !== undefined) fields[k] = v;
       } catch (e) {
+        d.ran = false;
         d.error = (e as Error).message;
         errors.push(`${task.id}: ${d.error}`);
         log.error('task failed', { event: 'task.failed', job: job.id, study: ref(job.studyUid), task: task.id, error: d.error });

@@ -51,6 +51,8 @@ export interface TaskDecision {
   listed: boolean;
   /** Selected to run (the run itself may still fail: see error). */
   run: boolean;
+  /** Set by the processor: the task ran to the end (false: not selected, or it failed with `error`). */
+  ran?: boolean;
   reason: string;
   /** The study has none of the task's inputs (so "nothing usable" for it). */
   inputsMissing?: boolean;

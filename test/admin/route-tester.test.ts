@@ -66,8 +66,19 @@ describe('API', () => {
     expect(d['stroke-mr']).toMatchObject({ run: true, listed: true });
     expect(d['brain-tumour-mr']).toMatchObject({ run: false, listed: true, reason: expect.stringMatching(/condition for brain-tumour-mr does not hold: content present \["T1C"\]/) });
     expect(d['stroke-ct']).toMatchObject({ run: false, listed: false });
-    // the job itself took the same route
-    expect((await t.node.queue.list())[0].route).toBe('neuro-mr');
+    // the job itself took the same route, and its outcome records every task decision
+    const job = (await t.node.queue.list())[0];
+    expect(job.route).toBe('neuro-mr');
+    const o = job.outcome as { route: string; decision: string; tasks: { task: string; run: boolean; ran: boolean; reason: string; outputs?: { kind: string }[] }[] };
+    expect(o.route).toBe('neuro-mr');
+    expect(o.decision).toBe('lesion');
+    expect(o.tasks.map((x) => [x.task, x.run, x.ran])).toEqual([
+      ['stroke-mr', true, true],
+      ['brain-tumour-mr', false, false],
+      ['stroke-ct', false, false],
+    ]);
+    expect(o.tasks[0].outputs?.map((x) => x.kind)).toEqual(['SEG', 'SR']);
+    expect(o.tasks[1].reason).toMatch(/content present \["T1C"\]/);
     // the study reference works as a key too
     expect((await request(t.node.app).post('/admin/api/routes/test').set(auth).send({ study: ref(studyUid) })).body.route).toBe('neuro-mr');
   });
