@@ -81,7 +81,9 @@ export type NodeEvents = EventEmitter;
  * and removed by retention like any other.
  */
 export class StudyRouter {
-  private views = new Map<string, { series: Map<string, Record<string, string | undefined>>; pinned?: string; held: { hint: ArrivalHint; instance: StoredInstance; at: number }[]; seen: number; logged?: boolean }>();
+  private views = new Map<string, { series: Map<string, Record<string, string | undefined>>; pinned?: string; held: { hint: ArrivalHint; instance: StoredInstance }[]; logged?: boolean }>();
+  /** Instances held over all unrouted studies (bounded: past maxHeld new ones are not held; see arrive()). */
+  private heldTotal = 0;
 
   /**
    * The arrival header holds only the index attributes (Modality, SeriesDescription, UIDs...): when a route tests
@@ -92,9 +94,13 @@ export class StudyRouter {
 
   constructor(
     private readonly routes: Route[],
-    /** Studies remembered (least recently seen dropped first) and instances held per unrouted study. */
+    /**
+     * Studies remembered (least recently seen dropped first), and instances held over all unrouted studies. An
+     * instance not held is still stored: the embedded queue processes every stored instance of the study anyway
+     * (it lists the study from the store); the shared queue processes those noted from the route match on.
+     */
     private readonly maxStudies = 2000,
-    private readonly maxHeld = 20000,
+    private readonly maxHeld = 50000,
   ) {
     const fields = new Set<string>();
     for (const r of routes) {
@@ -112,14 +118,17 @@ export class StudyRouter {
     hint: ArrivalHint,
     ae: { calledAe?: string; callingAe: string },
     now = new Date(),
-  ): { route?: Route; release: { hint: ArrivalHint; instance: StoredInstance; at: number }[]; newlyUnrouted: boolean } {
+  ): { route?: Route; release: { hint: ArrivalHint; instance: StoredInstance }[]; newlyUnrouted: boolean } {
     const uid = instance.studyInstanceUid;
     let v = this.views.get(uid);
     if (v) this.views.delete(uid); // re-insert: Map order is the LRU order
-    else v = { series: new Map(), held: [], seen: 0 };
+    else v = { series: new Map(), held: [] };
     this.views.set(uid, v);
-    while (this.views.size > this.maxStudies) this.views.delete(this.views.keys().next().value as string);
-    v.seen++;
+    while (this.views.size > this.maxStudies) {
+      const oldest = this.views.keys().next().value as string;
+      this.heldTotal -= this.views.get(oldest)!.held.length;
+      this.views.delete(oldest);
+    }
     if (!v.series.has(instance.seriesInstanceUid)) {
       const full = this.needsFullHeader ? readHeader(instance) : undefined;
       v.series.set(instance.seriesInstanceUid, seriesFacts(full && !full.error ? full.ds : header));
@@ -131,13 +140,17 @@ export class StudyRouter {
     const facts: RoutingFacts = { calledAeTitle: ae.calledAe, callingAeTitle: ae.callingAe, series: [...v.series.values()], now };
     const { route } = chooseRoute(this.routes, facts);
     if (!route) {
-      if (v.held.length < this.maxHeld) v.held.push({ hint, instance, at: now.getTime() });
+      if (this.heldTotal < this.maxHeld) {
+        v.held.push({ hint, instance });
+        this.heldTotal++;
+      }
       const first = !v.logged;
       v.logged = true;
       return { release: [], newlyUnrouted: first };
     }
     v.pinned = route.name;
     const release = v.held;
+    this.heldTotal -= release.length;
     v.held = [];
     return { route, release, newlyUnrouted: false };
   }

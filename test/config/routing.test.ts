@@ -193,6 +193,20 @@ describe('StudyRouter: the route chosen at arrival', () => {
     expect(c.release.map((h) => h.instance.sopInstanceUid)).toEqual(['1', '2']);
   });
 
+  test('held instances are bounded over all studies; a forgotten study frees its share', () => {
+    const r = new StudyRouter(routes(), 2, 3);
+    const t2 = { Modality: 'MR', SeriesDescription: 't2' };
+    for (let i = 0; i < 4; i++) r.arrive(inst('A', 'T2', `a${i}`), t2, 'OTHER', { callingAe: 'MRI' });
+    // only 3 held: the 4th is stored but not held
+    expect(r.arrive(inst('A', 'DW', 'a9'), { Modality: 'MR', SeriesDescription: 'diff' }, 'DWI', { callingAe: 'MRI' }).release).toHaveLength(3);
+    for (let i = 0; i < 3; i++) r.arrive(inst('B', 'T2', `b${i}`), t2, 'OTHER', { callingAe: 'MRI' });
+    r.arrive(inst('C', 'X', 'c0'), t2, 'OTHER', { callingAe: 'MRI' }); // cap reached: not held
+    r.arrive(inst('D', 'X', 'd0'), t2, 'OTHER', { callingAe: 'MRI' }); // only 2 studies remembered: A then B forgotten
+    r.arrive(inst('E', 'X', 'e0'), t2, 'OTHER', { callingAe: 'MRI' });
+    r.arrive(inst('E', 'X', 'e1'), t2, 'OTHER', { callingAe: 'MRI' });
+    expect(r.arrive(inst('E', 'DW', 'e2'), { Modality: 'MR', SeriesDescription: 'diff' }, 'DWI', { callingAe: 'MRI' }).release.map((h) => h.instance.sopInstanceUid)).toEqual(['e0', 'e1']);
+  });
+
   test('a study no route ever matches is never routed', () => {
     const r = new StudyRouter(routes());
     for (let i = 0; i < 3; i++) expect(r.arrive(inst('S3', 'X', String(i)), { Modality: 'US' }, 'OTHER', { callingAe: 'US1' }).route).toBeUndefined();
