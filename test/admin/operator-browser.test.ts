@@ -206,7 +206,7 @@ describe('operator views in Chromium', () => {
         imagePositionPatientFirst: [0, 0, 0],
         data: new Int16Array(16 * 16).fill(40),
         imageType: ['ORIGINAL', 'PRIMARY', 'LOCALIZER'],
-        seriesDescription: 'Scout',
+        seriesDescription: '<img src=x onerror=alert(1)>Scout', // shown as text, never as markup
         seriesNumber: 1,
       },
       ctx,
@@ -217,7 +217,8 @@ describe('operator views in Chromium', () => {
     await page.getByTestId(`study-row-${j.id}`).locator('td').nth(1).click();
     await page.getByTestId(`sd-series-${j.id}-0`).waitFor();
     const cells = await page.getByTestId(`sd-series-${j.id}-0`).locator('td').allTextContents();
-    expect(cells[0]).toBe('Scout');
+    expect(cells[0]).toBe('<img src=x onerror=alert(1)>Scout');
+    expect(await page.locator('#study-detail img').count()).toBe(0);
     expect(cells[4]).toMatch(/LOCALIZER/);
     expect(cells[2]).toBe('not usable');
     expect(cells[4].length).toBeGreaterThan(5);
