@@ -198,7 +198,8 @@ function adminRouter(node: StrokeNode, opts: AdminMountOptions, auth: AdminAuth)
   api.get(
     '/overview',
     wrap(async (req, res) => {
-      const [status, queue, studies, alerts] = await Promise.all([views.status(), views.queue(20), views.studies(limitOf(req, 30, 200)), views.alerts()]);
+      const [status, queue, studies] = await Promise.all([views.status(), views.queue(20), views.studies(limitOf(req, 30, 200))]);
+      const alerts = await views.alerts({ disk: status.disk, queue: status.queue });
       res.json({
         status,
         alerts,

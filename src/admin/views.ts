@@ -455,7 +455,7 @@ export class AdminViews {
   }
 
   /** What needs an operator now. Each alert holds while its condition does and goes when it clears. */
-  async alerts(): Promise<AlertView[]> {
+  async alerts(known?: { disk?: DiskView; queue?: Record<JobState, number> }): Promise<AlertView[]> {
     const { node, registry } = this.d;
     const out: AlertView[] = [];
     const now = Date.now();
@@ -481,11 +481,11 @@ export class AdminViews {
         });
       }
     }
-    const counts = await node.queue.counts();
+    const counts = known?.queue ?? (await node.queue.counts());
     if (counts.dead) {
       out.push({ id: 'dead-jobs', level: 'error', kind: 'dead-jobs', text: `${counts.dead} study job(s) failed every attempt (dead): see the queue panel`, since: null });
     }
-    const disk = this.disk();
+    const disk = known?.disk ?? this.disk();
     if (disk.level !== 'ok') {
       out.push({
         id: 'disk',
