@@ -5,12 +5,12 @@
  *
  * Plain JavaScript on purpose: it is what decides whether the TypeScript needs compiling.
  *
- * Out of date means: no stamp (dist/.build-stamp, written after a build that succeeded), or a
- * file or folder under the build's inputs newer than the stamp. The inputs are the static
- * prefixes of tsconfig.build.json's "include" globs (src, bench, test/harness, test/helpers) plus
- * tsconfig.json and tsconfig.build.json; a folder's own mtime changes when a file is added,
- * renamed or deleted in it, so those are seen too. The stamp carries the time the build *started*,
- * so a file saved during a build makes the next call build again.
+ * Out of date means: no stamp (dist/.build-stamp, written after a build that succeeded), a .ts
+ * file under the build's inputs newer than the stamp, a different set of .ts files (one added,
+ * renamed or deleted), or a changed tsconfig.json / tsconfig.build.json. The inputs are the static
+ * prefixes of tsconfig.build.json's "include" globs (src, bench, test/harness, test/helpers); other
+ * files there (READMEs, bench reports) do not count. The stamp holds the time the build *started*
+ * (so a file saved during a build makes the next call build again) and a hash of the file list.
  *
  *   node src/cli/ensure-built.js            build if out of date (exit 0 when dist/ is usable)
  *   node src/cli/ensure-built.js --force    build regardless (npm run build)
@@ -22,14 +22,15 @@
 const fs = require('fs');
 const path = require('path');
 const { spawnSync } = require('child_process');
+const crypto = require('crypto');
 
 const STAMP = path.join('dist', '.build-stamp');
 const CONFIG = 'tsconfig.build.json';
 
-/** The folders and files whose changes require a rebuild, relative to root. */
+/** The folders whose .ts files are compiled, and the config files, relative to root. */
 function buildInputs(root) {
   const cfg = JSON.parse(fs.readFileSync(path.join(root, CONFIG), 'utf8'));
-  const roots = new Set(['tsconfig.json', CONFIG]);
+  const dirs = new Set();
   for (const glob of cfg.include || []) {
     // static prefix of the glob: the path segments before the first one with a wildcard
     const parts = [];
@@ -37,46 +38,56 @@ function buildInputs(root) {
       if (/[*?[{]/.test(seg)) break;
       parts.push(seg);
     }
-    if (parts.length) roots.add(parts.join('/'));
+    if (parts.length) dirs.add(parts.join('/'));
   }
-  return [...roots];
+  return { dirs: [...dirs], configs: ['tsconfig.json', CONFIG] };
 }
 
-/** The newest mtime (ms) under p (p itself included); 0 when p does not exist. */
-function newestMtime(p, skip) {
-  let st;
+/** Every .ts file under dir (relative to root) with its mtime; hidden folders and node_modules skipped. */
+function tsFiles(root, dir, out) {
+  let entries;
   try {
-    st = fs.statSync(p);
+    entries = fs.readdirSync(path.join(root, dir), { withFileTypes: true });
   } catch {
-    return 0;
+    return out;
   }
-  let newest = st.mtimeMs;
-  if (st.isDirectory()) {
-    for (const e of fs.readdirSync(p)) {
-      if (e === 'node_modules' || e.startsWith('.')) continue;
-      const child = path.join(p, e);
-      if (skip(child)) continue;
-      newest = Math.max(newest, newestMtime(child, skip));
+  for (const e of entries) {
+    if (e.name === 'node_modules' || e.name.startsWith('.')) continue;
+    const rel = path.join(dir, e.name);
+    if (e.isDirectory()) tsFiles(root, rel, out);
+    else if (e.name.endsWith('.ts')) out.push({ file: rel, mtimeMs: fs.statSync(path.join(root, rel)).mtimeMs });
+  }
+  return out;
+}
+
+/** The build's inputs now: the .ts files with their mtimes, and a hash of the sorted list of names. */
+function snapshot(root) {
+  const { dirs, configs } = buildInputs(root);
+  const files = dirs.flatMap((d) => tsFiles(root, d, [])).sort((a, b) => (a.file < b.file ? -1 : 1));
+  for (const c of configs) {
+    try {
+      files.push({ file: c, mtimeMs: fs.statSync(path.join(root, c)).mtimeMs });
+    } catch {
+      /* tsconfig.json may be absent */
     }
   }
-  return newest;
+  const listHash = crypto.createHash('sha256').update(files.map((f) => f.file).join('\n')).digest('hex');
+  return { files, listHash };
 }
 
 /** null when dist/ is up to date, else why it is not. */
 function staleReason(root) {
-  const stamp = path.join(root, STAMP);
-  let built;
+  let stamp;
   try {
-    built = Number(fs.readFileSync(stamp, 'utf8').trim());
+    stamp = JSON.parse(fs.readFileSync(path.join(root, STAMP), 'utf8'));
   } catch {
     return 'never built (no dist/.build-stamp)';
   }
-  if (!Number.isFinite(built)) return 'unreadable dist/.build-stamp';
-  const dist = path.join(root, 'dist');
-  for (const input of buildInputs(root)) {
-    const t = newestMtime(path.join(root, input), (p) => p === dist);
-    if (t > built) return `${input} changed since the last build`;
-  }
+  if (!stamp || !Number.isFinite(stamp.started) || typeof stamp.listHash !== 'string') return 'unreadable dist/.build-stamp';
+  const now = snapshot(root);
+  const newer = now.files.find((f) => f.mtimeMs > stamp.started);
+  if (newer) return `${newer.file} changed since the last build`;
+  if (now.listHash !== stamp.listHash) return 'a source file was added, renamed or deleted since the last build';
   return null;
 }
 
@@ -96,10 +107,11 @@ function build(root, log) {
     return 1;
   }
   const started = Date.now();
+  const { listHash } = snapshot(root);
   const r = spawnSync(process.execPath, [tsc, '-p', CONFIG], { cwd: root, stdio: 'inherit' });
   if (r.status !== 0) return r.status === null ? 1 : r.status;
   fs.mkdirSync(path.join(root, 'dist'), { recursive: true });
-  fs.writeFileSync(path.join(root, STAMP), `${started}\n`);
+  fs.writeFileSync(path.join(root, STAMP), `${JSON.stringify({ started, listHash })}\n`);
   return 0;
 }
 
@@ -120,7 +132,7 @@ function run(argv, root, log) {
   return build(root, log);
 }
 
-module.exports = { buildInputs, staleReason, build, run };
+module.exports = { buildInputs, snapshot, staleReason, build, run };
 
 if (require.main === module) {
   const root = path.resolve(__dirname, '..', '..');

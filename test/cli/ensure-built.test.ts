@@ -2,7 +2,7 @@
  * `npm start` / `npm run send` / `npm run bench` build dist/ only when it is out of date
  * (src/cli/ensure-built.js). Run on a small throw-away project with the repository's TypeScript:
  * the first call builds, the next one does not, and an edited, added or deleted source, a changed
- * tsconfig or a failed build each make the next call build again.
+ * tsconfig or a failed build each make the next call build again; other files do not.
  */
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
@@ -60,18 +60,28 @@ describe('ensure-built: dist/ is built once, then only when its sources change',
   test('an edited, an added and a deleted source each make the next call build', async () => {
     await later();
     fs.writeFileSync(path.join(dir, 'src/a.ts'), 'export const a: number = 2;\n');
-    expect(run(dir).stderr).toMatch(/building dist\/ \(src changed/);
+    expect(run(dir).stderr).toMatch(/building dist\/ \(src\/a\.ts changed/);
     expect(fs.readFileSync(path.join(dir, 'dist/src/a.js'), 'utf8')).toContain('= 2');
     expect(run(dir).stderr).toBe('');
 
     await later();
     fs.writeFileSync(path.join(dir, 'extra/b.ts'), 'export const b = 1;\n');
-    expect(run(dir).stderr).toMatch(/building dist\/ \(extra changed/);
+    expect(run(dir).stderr).toMatch(/building dist\/ \(extra\/b\.ts changed/);
     expect(fs.existsSync(path.join(dir, 'dist/extra/b.js'))).toBe(true);
 
     await later();
     fs.rmSync(path.join(dir, 'extra/b.ts'));
-    expect(run(dir, '--check').stderr).toMatch(/stale: extra changed/);
+    expect(run(dir, '--check').stderr).toMatch(/stale: a source file was added, renamed or deleted/);
+  });
+
+  test('files other than .ts (a README, a report a run writes) do not make it build', async () => {
+    fs.writeFileSync(path.join(dir, 'extra/c.ts'), 'export const c = 1;\n');
+    expect(run(dir).status).toBe(0);
+    await later();
+    fs.writeFileSync(path.join(dir, 'src/README.md'), 'notes\n');
+    fs.mkdirSync(path.join(dir, 'extra/reports'));
+    fs.writeFileSync(path.join(dir, 'extra/reports/latest.json'), '{}\n');
+    expect(run(dir, '--check')).toMatchObject({ status: 0, stderr: 'fresh\n' });
   });
 
   test('a changed tsconfig makes the next call build', async () => {
