@@ -143,7 +143,7 @@ export const RouteSchema = z
         dwiAdc: z.string().default('dual-encoder'),
         singleModality: z.string().default('shaspec-missing'),
         ctToDwi: z.string().default('ct2dwi'),
-        brainTumour: z.string().default('brain-tumour').describe('brain-tumour-mr: the any-subset FLAIR/T1/T1C/T2 segmentation model'),
+        brainTumour: z.string().default('brats-shaspec').describe('brain-tumour-mr: the FLAIR/T1/T1C/T2 segmentation model (brats-shaspec: any subset; brats-unet4: only with all four, else brats-shaspec when ready)'),
       })
       .strict()
       .default({}),

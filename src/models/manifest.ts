@@ -11,6 +11,12 @@ const Normalisation = z.discriminatedUnion('method', [
   z.object({ method: z.literal('median-foreground'), clip: z.tuple([z.number(), z.number()]) }).passthrough(),
   z.object({ method: z.literal('scale'), factor: z.number(), clip: z.tuple([z.number(), z.number()]) }).passthrough(),
   z.object({ method: z.literal('window'), center: z.number(), width: z.number(), clip: z.tuple([z.number(), z.number()]).optional() }).passthrough(),
+  /**
+   * Brain tumour models: per sequence, over the 3-D volume on the reference grid, mean and std of the voxels in
+   * the node's brain mask; x = clip((v - mean) / std) inside the mask, 0 outside (needs the mask: see
+   * src/pipelines/brain-tumour-mr/index.ts, not preprocess.ts's normalise()).
+   */
+  z.object({ method: z.literal('zscore-brain'), clip: z.tuple([z.number(), z.number()]) }).passthrough(),
 ]);
 export type NormalisationSpec = z.infer<typeof Normalisation>;
 
@@ -20,7 +26,7 @@ export const ManifestSchema = z
     version: z.string().min(1),
     file: z.string().min(1),
     sha256: z.string().regex(/^[0-9a-f]{64}$/),
-    task: z.enum(['lesion-segmentation', 'ct-to-dwi']),
+    task: z.enum(['lesion-segmentation', 'ct-to-dwi', 'brain-tumour-segmentation']),
     inputs: z
       .object({
         tensor: z.string().min(1),
@@ -31,12 +37,20 @@ export const ManifestSchema = z
         requires: z.array(z.string()).optional(),
         /** modalities the model can run without (missing-modality models). */
         optional: z.array(z.string()).optional(),
+        /** Order of the modality-mask entries (brain tumour models: ["FLAIR","T1","T1c","T2"]). */
+        modalityMaskOrder: z.array(z.string().min(1)).min(1).optional(),
+        /** Modalities that must all be present for the model to run (e.g. brats-unet4: all four). */
+        required: z.array(z.string()).optional(),
       })
       .passthrough(),
     outputs: z
       .object({
         tensor: z.string().min(1),
         threshold: z.number().optional(),
+        /** 'softmax' for multi-class outputs (channel k = class k); default: one sigmoid channel. */
+        activation: z.enum(['sigmoid', 'softmax']).optional(),
+        /** Class names of a multi-class output, index = class (0 background). */
+        classes: z.array(z.string().min(1)).min(2).optional(),
         labels: z
           .array(
             z
@@ -60,4 +74,9 @@ export type ModelManifest = z.infer<typeof ManifestSchema>;
 /** Modalities whose channels feed the model, in channel order (e.g. ['DWI','ADC']). */
 export function manifestModalities(m: ModelManifest): string[] {
   return [...new Set(m.inputs.channels.map((c) => c.modality))];
+}
+
+/** Modalities a model needs all of (`inputs.required`, else `inputs.requires`); [] = any subset. */
+export function requiredModalities(m: ModelManifest): string[] {
+  return m.inputs.required ?? m.inputs.requires ?? [];
 }

@@ -22,6 +22,10 @@ export function normalise(data: Float32Array, spec: NormalisationSpec): Float32A
     for (let i = 0; i < data.length; i++) out[i] = clip((data[i] - lo0) / spec.width, lo, hi);
     return out;
   }
+  if (spec.method === 'zscore-brain') {
+    // needs the brain mask on the reference grid: the brain tumour task normalises (brain-tumour-mr/index.ts)
+    throw new Error('zscore-brain normalisation needs a brain mask: use zscoreBrain() of the brain-tumour-mr task');
+  }
   // median-foreground: t = mean of the volume; s = median of voxels > t; x = clip(v / s).
   let sum = 0;
   for (let i = 0; i < data.length; i++) sum += data[i];

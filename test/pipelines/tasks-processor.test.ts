@@ -2,7 +2,8 @@
  * The generic processor with more than one task (issue 14): a task that fails next to one that made results
  * leaves the study done with the failure recorded in its decision; when every selected task fails the job
  * fails (retried, then dead-lettered) as a failing study did before tasks. brain-tumour-mr's acceptance is
- * forced here (the test study has no tumour sequences); its run() is the real one, which is not finished yet.
+ * forced here (the test study has no tumour sequences) with a model this node does not have, so its real run()
+ * fails ("model brain-tumour missing").
  */
 import * as fs from 'fs';
 import { brainTumourMr } from '../../src/pipelines/brain-tumour-mr';
@@ -47,8 +48,8 @@ test('one task fails, the other made results: done, the failure in its decision 
   const o = job.outcome as { tasks: { task: string; run: boolean; ran: boolean; error?: string; outputs?: unknown[] }[]; note: string; outputs: { task: string }[] };
   const d = Object.fromEntries(o.tasks.map((x) => [x.task, x]));
   expect(d['stroke-mr']).toMatchObject({ run: true, ran: true });
-  expect(d['brain-tumour-mr']).toMatchObject({ run: true, ran: false, error: expect.stringMatching(/not implemented yet/) });
-  expect(o.note).toMatch(/failed: brain-tumour-mr: .*not implemented yet/);
+  expect(d['brain-tumour-mr']).toMatchObject({ run: true, ran: false, error: expect.stringMatching(/model brain-tumour missing/) });
+  expect(o.note).toMatch(/failed: brain-tumour-mr: model brain-tumour missing/);
   expect(new Set(o.outputs.map((x) => x.task))).toEqual(new Set(['stroke-mr']));
 }, 90000);
 
@@ -59,5 +60,5 @@ test('every selected task fails: the job fails as before', async () => {
   const job = (await t.node.queue.list()).find((j) => j.studyUid === s.study.studyInstanceUid)!;
   expect(job.route).toBe('tumour-only');
   expect(['failed', 'dead']).toContain(job.state);
-  expect(job.error).toMatch(/brain-tumour-mr: .*not implemented yet/);
+  expect(job.error).toMatch(/brain-tumour-mr: model brain-tumour missing/);
 }, 90000);

@@ -10,7 +10,7 @@ import { TASK_IDS } from '../../src/pipelines/task-ids';
 import { TASKS, routeModels, selectTasks } from '../../src/pipelines/tasks';
 import { AvailabilityRecord } from '../../src/types';
 
-const READY = new Set(['dual-encoder', 'shaspec-missing', 'ct2dwi', 'brain-tumour']);
+const READY = new Set(['dual-encoder', 'shaspec-missing', 'ct2dwi', 'brats-shaspec']);
 const registry = (ready = READY) => ({ isReady: (n: string) => ready.has(n) });
 
 function av(kinds: string[], notes: string[] = []): AvailabilityRecord {
@@ -39,7 +39,7 @@ test('the registry holds exactly the task ids the configuration accepts, each wi
     expect(typeof t.run).toBe('function');
   }
   expect(routeModels(route())).toEqual(['dual-encoder', 'shaspec-missing', 'ct2dwi']);
-  expect(routeModels(route({ tasks: ['brain-tumour-mr'] }))).toEqual(['brain-tumour']);
+  expect(routeModels(route({ tasks: ['brain-tumour-mr'] }))).toEqual(['brats-shaspec']);
 });
 
 describe('default route (stroke tasks only): what the node did before tasks existed', () => {
@@ -86,7 +86,7 @@ describe('a route that lists stroke-mr and brain-tumour-mr', () => {
     const tumour = selectTasks(both, av(['FLAIR', 'T1', 'T1C', 'T2']), registry(), facts());
     expect(ran(tumour)).toEqual(['brain-tumour-mr']);
     expect(decision(tumour, 'stroke-mr').reason).toMatch(/runs only when DWI or ADC present/);
-    expect(decision(tumour, 'brain-tumour-mr').plan).toEqual({ model: 'brain-tumour', present: ['FLAIR', 'T1', 'T1C', 'T2'], missing: [] });
+    expect(decision(tumour, 'brain-tumour-mr').plan).toEqual({ model: 'brats-shaspec', present: ['FLAIR', 'T1', 'T1C', 'T2'], missing: [] });
 
     const mixed = selectTasks(both, av(['DWI', 'ADC', 'T1C', 'FLAIR']), registry(), facts());
     expect(ran(mixed)).toEqual(['stroke-mr', 'brain-tumour-mr']);
@@ -118,6 +118,6 @@ describe('a route that lists stroke-mr and brain-tumour-mr', () => {
     const only = route({ tasks: ['brain-tumour-mr'] });
     expect(decision(selectTasks(only, av(['T2']), registry(), facts()), 'brain-tumour-mr')).toMatchObject({ run: true, plan: { present: ['T2'], missing: ['FLAIR', 'T1', 'T1C'] } });
     expect(decision(selectTasks(only, av(['DWI']), registry(), facts()), 'brain-tumour-mr')).toMatchObject({ run: false, inputsMissing: true });
-    expect(decision(selectTasks(only, av(['FLAIR']), registry(new Set()), facts()), 'brain-tumour-mr').reason).toMatch(/brain tumour model "brain-tumour" is not installed or not ready/);
+    expect(decision(selectTasks(only, av(['FLAIR']), registry(new Set()), facts()), 'brain-tumour-mr').reason).toMatch(/brain tumour model "brats-shaspec" is not installed or not ready/);
   });
 });
