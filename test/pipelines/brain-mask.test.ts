@@ -127,8 +127,8 @@ const CH2BET = '/usr/share/mricron/templates/ch2bet.nii.gz';
 const ch2Test = fs.existsSync(CH2) && fs.existsSync(CH2BET) ? test : test.skip;
 
 describe('Colin27 (ch2, T1 with skull and face) against ch2bet', () => {
-  ch2Test.each([2, 5])(
-    'every %i mm slices: Dice > 0.92 and volume within 15 % of ch2bet',
+  ch2Test.each([5])(
+    'every %i mm slices: Dice > 0.94 and volume within 10 % of ch2bet',
     (every) => {
       const t1 = nifti(CH2);
       const bet = nifti(CH2BET);
@@ -139,8 +139,8 @@ describe('Colin27 (ch2, T1 with skull and face) against ch2bet', () => {
       const dc = dice(r.mask, ref);
       console.log(`Colin27 every ${every} mm: Dice ${dc.toFixed(3)}, mask ${r.volumeMl.toFixed(0)} mL, ch2bet ${refMl.toFixed(0)} mL`);
       expect(r.skullStripped).toBe(false);
-      expect(dc).toBeGreaterThan(0.92);
-      expect(Math.abs(r.volumeMl - refMl) / refMl).toBeLessThan(0.15);
+      expect(dc).toBeGreaterThan(0.94);
+      expect(Math.abs(r.volumeMl - refMl) / refMl).toBeLessThan(0.1);
     },
     120_000,
   );
@@ -175,22 +175,22 @@ const philipsTest = fs.existsSync(PHILIPS) ? test : test.skip;
 
 describe('real Philips head (T2 512², FLAIR and T1 256², 5 mm slices, with skull)', () => {
   philipsTest(
-    'volumes on the FLAIR grid: T2 alone within the adult range; every mask neither empty nor the head',
+    'volumes on the FLAIR grid: every mask between 0.9 and 1.8 L (adult brain 1.1–1.6 L, plus CSF and the orbits on T2)',
     async () => {
       const hs = readStudyHeaders(instancesIn(PHILIPS).filter((i) => /\/(401|701|901)_/.test(i.path)));
       const cg = commonGrid((await assembleFromHeaders(hs)).volumes);
       const vol = (ks: ('T2' | 'FLAIR' | 'T1')[]): number => brainMaskMr(ks.map((k) => cg.volumes[k]!), cg.geometry).volumeMl;
       const v = { T2: vol(['T2']), FLAIR: vol(['FLAIR']), T1: vol(['T1']), all: vol(['T2', 'FLAIR', 'T1']) };
       console.log(`Philips brain mask volumes (mL): ${JSON.stringify(Object.fromEntries(Object.entries(v).map(([k, x]) => [k, Math.round(x)])))}`);
-      expect(v.T2).toBeGreaterThan(1100);
-      expect(v.T2).toBeLessThan(1700);
-      // FLAIR and T1 (fat-suppressed) alone under-segment the cortex (see models/README.md): bounds only
-      for (const x of [v.FLAIR, v.T1, v.all]) {
-        expect(x).toBeGreaterThan(600);
+      for (const x of [v.T2, v.FLAIR, v.T1, v.all]) {
+        expect(x).toBeGreaterThan(900);
         expect(x).toBeLessThan(1800);
       }
+      // the three together: within the adult range
+      expect(v.all).toBeGreaterThan(1100);
+      expect(v.all).toBeLessThan(1600);
     },
     180_000,
   );
-  test.todo('Siemens XA30 sagittal MPRAGE (128x128x96 @ 2 mm): the mask leaks into the face and neck (1.57 L, wrong shape) — not solved');
+  test.todo('Siemens XA30 sagittal MPRAGE (128x128x96 @ 2 mm): the mask leaks into the face and neck (2.1 L, wrong shape) — not solved');
 });

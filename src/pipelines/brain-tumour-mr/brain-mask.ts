@@ -19,6 +19,8 @@
  *  5. In-plane erosion by a square of half-size `erodeMm` (5 mm) to cut the bridges through the skull,
  *     then the 6-connected 3-D component with the most voxels within `centreMm` (30 mm) of the brain
  *     centre (not simply the largest: the face can be larger), dilation back AND the candidate.
+ *  5b. Regrowth, in-plane and geodesic, by `regrowMm` (6 mm) into intensity candidates deeper than
+ *     `regrowDepthMm` (6 mm): brings back the cortex that lies less than 12 mm under the head surface.
  *  6. In-plane closing (`closeMm`, 4 mm: sulcal CSF) and holes filled slice by slice (ventricles,
  *     lesions darker than the threshold inside the brain).
  * Measured in models/README.md "Brain extraction (MR)".
@@ -33,6 +35,9 @@ export interface BrainMaskOptions {
   closeMm?: number;
   centreMm?: number;
   deepMm?: number;
+  /** Geodesic regrowth (mm, in-plane) of the kept brain into intensity candidates deeper than `regrowDepthMm`. */
+  regrowMm?: number;
+  regrowDepthMm?: number;
   /**
    * 'auto' (default): input with an exactly-0 background whose outer shell (depth ≤ surfaceMm) has no dark
    * skull band (fewer than `strippedDarkFraction` of the shell voxels dark in some sequence) is taken as
@@ -180,7 +185,7 @@ function label3d(m: Uint8Array, S: number, R: number, C: number): { labels: Int3
 
 /** The brain mask on `geometry` from one or more co-registered sequences (see the file comment). */
 export function brainMaskMr(volumes: Float32Array[], geometry: VolumeGeometry, options: BrainMaskOptions = {}): BrainMaskResult {
-  const o = { lowFraction: 0.6, surfaceMm: 12, erodeMm: 5, closeMm: 4, centreMm: 30, deepMm: 25, skullStripped: 'auto' as boolean | 'auto', strippedDarkFraction: 0.3, ...options };
+  const o = { lowFraction: 0.6, surfaceMm: 12, erodeMm: 5, closeMm: 4, centreMm: 30, deepMm: 25, regrowMm: 6, regrowDepthMm: 6, skullStripped: 'auto' as boolean | 'auto', strippedDarkFraction: 0.3, ...options };
   const g = geometry;
   const S = g.slices;
   const R = g.rows;
@@ -289,6 +294,7 @@ export function brainMaskMr(volumes: Float32Array[], geometry: VolumeGeometry, o
     for (let i = 0; i < N; i++) nh += head[i];
     return { mask: head, volumeMl: nh * voxelMl, notes, darkShellFraction, skullStripped: true };
   }
+  const intensityCand = cand.slice();
   for (let i = 0; i < N; i++) if (depth[i] <= o.surfaceMm) cand[i] = 0;
 
   // 5. erosion, component nearest the brain centre, dilation back
@@ -315,10 +321,15 @@ export function brainMaskMr(volumes: Float32Array[], geometry: VolumeGeometry, o
   for (let i = 0; i < N; i++) keep[i] = labels[i] === best ? 1 : 0;
   const dil = squareFilter(keep, S, R, C, r, 'max');
   for (let i = 0; i < N; i++) dil[i] &= cand[i];
+  let grown = dil;
+  for (let k = 0; k < Math.round(o.regrowMm / inPlane); k++) {
+    grown = squareFilter(grown, S, R, C, 1, 'max');
+    for (let i = 0; i < N; i++) grown[i] &= intensityCand[i] & (depth[i] > o.regrowDepthMm ? 1 : 0);
+  }
 
   // 6. closing, holes
   const cr2 = rad(o.closeMm);
-  const closed = squareFilter(squareFilter(dil, S, R, C, cr2, 'max'), S, R, C, cr2, 'min');
+  const closed = squareFilter(squareFilter(grown, S, R, C, cr2, 'max'), S, R, C, cr2, 'min');
   const mask = fillHoles2d(closed, S, R, C);
   let nv = 0;
   for (let i = 0; i < N; i++) nv += mask[i];
