@@ -21,6 +21,9 @@
  *     centre (not simply the largest: the face can be larger), dilation back AND the candidate.
  *  5b. Regrowth, in-plane and geodesic, by `regrowMm` (6 mm) into intensity candidates deeper than
  *     `regrowDepthMm` (6 mm): brings back the cortex that lies less than 12 mm under the head surface.
+ *  5c. A mask above 1900 mL (no adult brain is that large: a bridge to the face or neck survived) is redone
+ *     with at least 1.5 mm (one pixel) more erosion, up to 9.5 mm (the Siemens sagittal MPRAGE with the neck in view:
+ *     5 → 8 mm).
  *  6. In-plane closing (`closeMm`, 4 mm: sulcal CSF) and holes filled slice by slice (ventricles,
  *     lesions darker than the threshold inside the brain).
  * Measured in models/README.md "Brain extraction (MR)".
@@ -38,6 +41,9 @@ export interface BrainMaskOptions {
   /** Geodesic regrowth (mm, in-plane) of the kept brain into intensity candidates deeper than `regrowDepthMm`. */
   regrowMm?: number;
   regrowDepthMm?: number;
+  /** A mask above this volume (mL) is redone with 1.5 mm more erosion, up to `maxErodeMm`. */
+  maxPlausibleMl?: number;
+  maxErodeMm?: number;
   /**
    * 'auto' (default): input with an exactly-0 background whose outer shell (depth ≤ surfaceMm) has no dark
    * skull band (fewer than `strippedDarkFraction` of the shell voxels dark in some sequence) is taken as
@@ -185,7 +191,7 @@ function label3d(m: Uint8Array, S: number, R: number, C: number): { labels: Int3
 
 /** The brain mask on `geometry` from one or more co-registered sequences (see the file comment). */
 export function brainMaskMr(volumes: Float32Array[], geometry: VolumeGeometry, options: BrainMaskOptions = {}): BrainMaskResult {
-  const o = { lowFraction: 0.6, surfaceMm: 12, erodeMm: 5, closeMm: 4, centreMm: 30, deepMm: 25, regrowMm: 6, regrowDepthMm: 6, skullStripped: 'auto' as boolean | 'auto', strippedDarkFraction: 0.3, ...options };
+  const o = { lowFraction: 0.6, surfaceMm: 12, erodeMm: 5, closeMm: 4, centreMm: 30, deepMm: 25, regrowMm: 6, regrowDepthMm: 6, maxPlausibleMl: 1900, maxErodeMm: 9.5, skullStripped: 'auto' as boolean | 'auto', strippedDarkFraction: 0.3, ...options };
   const g = geometry;
   const S = g.slices;
   const R = g.rows;
@@ -297,45 +303,61 @@ export function brainMaskMr(volumes: Float32Array[], geometry: VolumeGeometry, o
   const intensityCand = cand.slice();
   for (let i = 0; i < N; i++) if (depth[i] <= o.surfaceMm) cand[i] = 0;
 
-  // 5. erosion, component nearest the brain centre, dilation back
-  const r = rad(o.erodeMm);
-  const er = squareFilter(cand, S, R, C, r, 'min');
-  const { labels, count } = label3d(er, S, R, C);
-  if (count === 0) return { mask: new Uint8Array(N), volumeMl: 0, notes: [...notes, 'nothing left after erosion: no brain mask'], darkShellFraction, skullStripped: false };
-  const near = new Float64Array(count + 1);
-  const dz = S > 1 ? g.sliceSpacing : 1;
-  const r2 = o.centreMm * o.centreMm;
-  for (let i = 0; i < N; i++) {
-    const l = labels[i];
-    if (!l) continue;
-    const zz = Math.floor(i / (R * C));
-    const rem = i - zz * R * C;
-    const rr = Math.floor(rem / C);
-    const c = rem - rr * C;
-    const d2 = ((zz - cz) * dz) ** 2 + ((rr - cr) * g.pixelSpacing[0]) ** 2 + ((c - cc) * g.pixelSpacing[1]) ** 2;
-    near[l] += d2 <= r2 ? 1 : 1e-9; // a component far from the centre only wins when nothing is near
-  }
-  let best = 1;
-  for (let l = 2; l <= count; l++) if (near[l] > near[best]) best = l;
-  const keep = new Uint8Array(N);
-  for (let i = 0; i < N; i++) keep[i] = labels[i] === best ? 1 : 0;
-  const dil = squareFilter(keep, S, R, C, r, 'max');
-  for (let i = 0; i < N; i++) dil[i] &= cand[i];
-  let grown = dil;
-  for (let k = 0; k < Math.round(o.regrowMm / inPlane); k++) {
-    grown = squareFilter(grown, S, R, C, 1, 'max');
-    for (let i = 0; i < N; i++) grown[i] &= intensityCand[i] & (depth[i] > o.regrowDepthMm ? 1 : 0);
-  }
+  const extract = (erodeMm: number): { mask: Uint8Array; volumeMl: number; count: number } => {
+    // 5. erosion, component nearest the brain centre, dilation back
+    const r = rad(erodeMm);
+    const er = squareFilter(cand, S, R, C, r, 'min');
+    const { labels, count } = label3d(er, S, R, C);
+    if (count === 0) return { mask: new Uint8Array(N), volumeMl: 0, count: 0 };
+    const near = new Float64Array(count + 1);
+    const dz = S > 1 ? g.sliceSpacing : 1;
+    const r2 = o.centreMm * o.centreMm;
+    for (let i = 0; i < N; i++) {
+      const l = labels[i];
+      if (!l) continue;
+      const zz = Math.floor(i / (R * C));
+      const rem = i - zz * R * C;
+      const rr = Math.floor(rem / C);
+      const c = rem - rr * C;
+      const d2 = ((zz - cz) * dz) ** 2 + ((rr - cr) * g.pixelSpacing[0]) ** 2 + ((c - cc) * g.pixelSpacing[1]) ** 2;
+      near[l] += d2 <= r2 ? 1 : 1e-9; // a component far from the centre only wins when nothing is near
+    }
+    let best = 1;
+    for (let l = 2; l <= count; l++) if (near[l] > near[best]) best = l;
+    const keep = new Uint8Array(N);
+    for (let i = 0; i < N; i++) keep[i] = labels[i] === best ? 1 : 0;
+    const dil = squareFilter(keep, S, R, C, r, 'max');
+    for (let i = 0; i < N; i++) dil[i] &= cand[i];
+    let grown = dil;
+    for (let k = 0; k < Math.round(o.regrowMm / inPlane); k++) {
+      grown = squareFilter(grown, S, R, C, 1, 'max');
+      for (let i = 0; i < N; i++) grown[i] &= intensityCand[i] & (depth[i] > o.regrowDepthMm ? 1 : 0);
+    }
 
-  // 6. closing, holes
-  const cr2 = rad(o.closeMm);
-  const closed = squareFilter(squareFilter(grown, S, R, C, cr2, 'max'), S, R, C, cr2, 'min');
-  const mask = fillHoles2d(closed, S, R, C);
-  let nv = 0;
-  for (let i = 0; i < N; i++) nv += mask[i];
-  const volumeMl = nv * voxelMl;
+    // 6. closing, holes
+    const cr2 = rad(o.closeMm);
+    const closed = squareFilter(squareFilter(grown, S, R, C, cr2, 'max'), S, R, C, cr2, 'min');
+    const mask = fillHoles2d(closed, S, R, C);
+    let nv = 0;
+    for (let i = 0; i < N; i++) nv += mask[i];
+    const volumeMl = nv * voxelMl;
+    return { mask, volumeMl, count };
+  };
+  // A mask beyond any adult brain (the face or neck joined through a bridge the erosion did not cut, as on a
+  // sagittal 3-D T1 with the neck in view): erode more, 1.5 mm at a time, up to maxErodeMm.
+  let erodeMm = o.erodeMm;
+  let res = extract(erodeMm);
+  // (at least one more pixel of radius each time, so that every retry changes the mask)
+  const nextErode = (mm: number): number => Math.max(mm + 1.5, (rad(mm) + 1) * inPlane);
+  while (res.volumeMl > o.maxPlausibleMl && nextErode(erodeMm) <= o.maxErodeMm) {
+    notes.push(`${res.volumeMl.toFixed(0)} mL with erosion ${erodeMm} mm is more than ${o.maxPlausibleMl} mL: erosion ${nextErode(erodeMm)} mm`);
+    erodeMm = nextErode(erodeMm);
+    res = extract(erodeMm);
+  }
+  const { mask, volumeMl, count } = res;
+  if (count === 0) return { mask, volumeMl: 0, notes: [...notes, 'nothing left after erosion: no brain mask'], darkShellFraction, skullStripped: false };
   notes.push(
-    `brain mask ${volumeMl.toFixed(0)} mL from ${volumes.length} sequence(s): > ${o.lowFraction} x reference, depth > ${o.surfaceMm} mm, erosion ${o.erodeMm} mm, component nearest the centre (${count} after erosion)`,
+    `brain mask ${volumeMl.toFixed(0)} mL from ${volumes.length} sequence(s): > ${o.lowFraction} x reference, depth > ${o.surfaceMm} mm, erosion ${erodeMm} mm, component nearest the centre (${count} after erosion)`,
   );
   return { mask, volumeMl, notes, darkShellFraction, skullStripped: false };
 }
