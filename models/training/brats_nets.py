@@ -35,6 +35,9 @@ class UNet4(nn.Module):
         self.dec = Decoder(widths, widths[-1])
 
     def forward(self, x: torch.Tensor, modality_mask: torch.Tensor) -> torch.Tensor:
+        # + 0 * mask: numerically nothing, but keeps `modality_mask` a graph input of the ONNX export (an unused
+        # input is dropped by torch.onnx), so the node feeds every brain-tumour model the same two tensors
+        x = x + 0.0 * modality_mask[:, :, None, None]
         f = self.enc(x)
         return self.dec(f[-1], f)
 

@@ -138,8 +138,23 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--export-to", default=str(HERE.parent))
+    ap.add_argument("--export-only", action="store_true",
+                    help="re-export <out>/<model>.pt to ONNX (same weights) and update its .train.json")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    if a.export_only:
+        model = bn.build(a.model)
+        model.load_state_dict(torch.load(Path(a.out) / f"{a.model}.pt"))
+        onnx_path = Path(a.out) / f"{a.model}.onnx"
+        sha = export_onnx(model, onnx_path)
+        tj = Path(a.out) / f"{a.model}.train.json"
+        info = json.loads(tj.read_text())
+        info.update({"sha256": sha, "bytes": onnx_path.stat().st_size, "reExported": True})
+        tj.write_text(json.dumps(info, indent=1))
+        if a.export_to:
+            Path(a.export_to, f"{a.model}.onnx").write_bytes(onnx_path.read_bytes())
+        print("re-exported", a.model, sha)
+        return
     torch.manual_seed(a.seed)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
