@@ -18,11 +18,14 @@
  * (the usual BraTS figure colours: NCR/NET red, ED green, ET yellow), category (49755003, SCT,
  * "Morphologically Abnormal Structure") and anatomic region (12738006, SCT, "Brain") as for stroke.
  *
- * SR: TID 1500, one TID 1411 measurement group per sub-region (Referenced Segment k) and one each for
- * the whole tumour (segments 1+2+3) and the tumour core (1+3): those reference their segments with a
- * multi-valued ReferencedSegmentNumber (US, VM 1-n) in one Referenced Segment item. Volumes in mL
- * (UCUM "ml"), method "Sum of segmented voxel volumes". The sequences used / missing / synthesised
- * are written as Algorithm Parameters in every group and as comments in Qualitative Evaluations.
+ * SR: TID 1500, one TID 1411 Volumetric ROI measurement group per sub-region, each referencing exactly
+ * one segment (TID 1411 row "Referenced Segment": one segmentation object, a single selected segment).
+ * The whole tumour (segments 1+2+3) and the tumour core (1+3) span several segments, so they are TID
+ * 1501 "Measurement and Qualitative Evaluation Group" items (TID 1500 row 9): no image reference,
+ * tracking identifier, Finding "Neoplasm", the volume (TID 300), and a Comment naming the summed
+ * segments of the SEG. Volumes in mL (UCUM "ml"), method "Sum of segmented voxel volumes". The sequences
+ * used / missing / synthesised are written as Algorithm Parameters in every group and as comments in
+ * Qualitative Evaluations.
  */
 import { newUid, str, writePart10, type NaturalDataset } from '../dicom/dcmjs';
 import type { Volume } from '../types';
@@ -101,6 +104,8 @@ export interface TumourResultInput {
    */
   voxelVolumeMm3?: number;
   sequences: TumourSequences;
+  /** Further sentences for the SR's Qualitative Evaluations (e.g. synthetic series sent or not sent, and why). */
+  notes?: string[];
   algorithmName: string;
   algorithmVersion: string;
   provenance: Provenance;
@@ -274,34 +279,55 @@ export function buildTumourSr(
   }
 
   const params = sequencesText(sequences);
-  const group = (label: string, finding: CodedConcept, segmentNumbers: number[], ml: number): NaturalDataset =>
-    container('CONTAINS', Codes.MeasurementGroup, [
-      text('HAS OBS CONTEXT', Codes.TrackingIdentifier, lo(label)),
-      uidref('HAS OBS CONTEXT', Codes.TrackingUniqueIdentifier, newUid()),
-      codeItem('CONTAINS', Codes.Finding, finding),
+  const segs = brainTumourSegments(input.algorithmName, input.algorithmVersion);
+  const algorithm = (): NaturalDataset[] => [
+    codeItem('HAS CONCEPT MOD', Codes.FindingSite, Codes.Brain),
+    text('HAS CONCEPT MOD', Codes.AlgorithmName, lo(input.algorithmName)),
+    text('HAS CONCEPT MOD', Codes.AlgorithmVersion, lo(input.algorithmVersion)),
+    text('HAS CONCEPT MOD', Codes.AlgorithmParameters, params),
+  ];
+  const tracking = (label: string): NaturalDataset[] => [
+    text('HAS OBS CONTEXT', Codes.TrackingIdentifier, lo(label)),
+    uidref('HAS OBS CONTEXT', Codes.TrackingUniqueIdentifier, newUid()),
+  ];
+  /** TID 1411 Volumetric ROI Measurements: one segment of the SEG (row 7 allows a single segment). */
+  const roiGroup = (segmentNumber: number, ml: number): NaturalDataset => {
+    const s = segs[segmentNumber - 1];
+    return container('CONTAINS', Codes.MeasurementGroup, [
+      ...tracking(s.label),
+      codeItem('CONTAINS', Codes.Finding, s.type),
       item('CONTAINS', 'IMAGE', Codes.ReferencedSegment, {
         ReferencedSOPSequence: [
-          {
-            ReferencedSOPClassUID: SEG_SOP_CLASS_UID,
-            ReferencedSOPInstanceUID: seg.sopInstanceUid,
-            ReferencedSegmentNumber: segmentNumbers.length === 1 ? segmentNumbers[0] : segmentNumbers,
-          },
+          { ReferencedSOPClassUID: SEG_SOP_CLASS_UID, ReferencedSOPInstanceUID: seg.sopInstanceUid, ReferencedSegmentNumber: segmentNumber },
         ],
       }),
       uidref('CONTAINS', Codes.SourceSeriesForSegmentation, slices[0].seriesInstanceUid),
-      codeItem('HAS CONCEPT MOD', Codes.FindingSite, Codes.Brain),
-      text('HAS CONCEPT MOD', Codes.AlgorithmName, lo(input.algorithmName)),
-      text('HAS CONCEPT MOD', Codes.AlgorithmVersion, lo(input.algorithmVersion)),
-      text('HAS CONCEPT MOD', Codes.AlgorithmParameters, params),
+      ...algorithm(),
       volumeItem(ml),
     ]);
-  const segs = brainTumourSegments(input.algorithmName, input.algorithmVersion);
+  };
+  /**
+   * TID 1501 Measurement and Qualitative Evaluation Group for a region made of several segments: no image
+   * reference (TID 1411 cannot hold more than one segment); a Comment says which segments were summed.
+   */
+  const compositeGroup = (label: string, segmentNumbers: number[], ml: number): NaturalDataset =>
+    container('CONTAINS', Codes.MeasurementGroup, [
+      ...tracking(label),
+      codeItem('CONTAINS', Codes.Finding, Codes.Neoplasm),
+      ...algorithm(),
+      volumeItem(ml),
+      text(
+        'CONTAINS',
+        Codes.Comment,
+        `Sum of segments ${segmentNumbers.map((k) => `${k} (${segs[k - 1].label})`).join(' + ')} of segmentation ${seg.sopInstanceUid}.`,
+      ),
+    ]);
   const groups = [
-    group(segs[0].label, segs[0].type, [1], volumes.core),
-    group(segs[1].label, segs[1].type, [2], volumes.oedema),
-    group(segs[2].label, segs[2].type, [3], volumes.enhancing),
-    group('Whole tumour (core + oedema + enhancing)', Codes.Neoplasm, [1, 2, 3], volumes.wholeTumour),
-    group('Tumour core (core + enhancing)', Codes.Neoplasm, [1, 3], volumes.tumourCore),
+    roiGroup(1, volumes.core),
+    roiGroup(2, volumes.oedema),
+    roiGroup(3, volumes.enhancing),
+    compositeGroup('Whole tumour (core + oedema + enhancing)', [1, 2, 3], volumes.wholeTumour),
+    compositeGroup('Tumour core (core + enhancing)', [1, 3], volumes.tumourCore),
   ];
 
   const seriesOf = (q: TumourSequence): string => {
@@ -317,6 +343,7 @@ export function buildTumourSr(
       ? `Sequences missing, the model ran without them: ${missing.join(', ')}.`
       : 'No sequence missing: the model had FLAIR, T1, T1C and T2.',
     (sequences.synthesised ?? []).length ? '' : 'No sequence was synthesised.',
+    ...(input.notes ?? []),
     `Segmentation on series ${slices[0].seriesInstanceUid}; voxel ${ds(volumes.voxelVolumeMm3)} mm3.`,
     provenanceSummary(provenance),
     provenance.postprocessing ?? '',

@@ -261,20 +261,40 @@ function countLabels(labels: Uint8Array): [number, number, number] {
     const groups = find(content, Codes.MeasurementGroup.value);
     expect(groups).toHaveLength(5);
     const segNumbers: number[][] = [];
+    const composite: Record<string, string> = {};
     for (const gr of groups) {
       const label = String(find(seq(gr, 'ContentSequence'), Codes.TrackingIdentifier.value)[0].TextValue);
       const vol = find(seq(gr, 'ContentSequence'), Codes.Volume.value)[0];
       const mv = seq(vol, 'MeasuredValueSequence')[0];
       expect(seq(mv, 'MeasurementUnitsCodeSequence')[0].CodeValue).toBe('ml');
+      expect(seq(find(seq(vol, 'ContentSequence'), Codes.MeasurementMethod.value)[0], 'ConceptCodeSequence')[0].CodeValue).toBe(
+        Codes.SumOfSegmentedVoxelVolumes.value,
+      );
       expect(Number(mv.NumericValue)).toBeCloseTo(want[label], 3);
-      const refSeg = seq(find(seq(gr, 'ContentSequence'), Codes.ReferencedSegment.value)[0], 'ReferencedSOPSequence')[0];
-      expect(refSeg.ReferencedSOPInstanceUID).toBe(res.seg.sopInstanceUid);
-      const rn = refSeg.ReferencedSegmentNumber;
-      segNumbers.push((Array.isArray(rn) ? rn : [rn]).map(Number));
       const params = String(find(seq(gr, 'ContentSequence'), Codes.AlgorithmParameters.value)[0].TextValue);
       expect(params).toBe('sequences present FLAIR, T1, T2; missing T1C; synthesised none');
+      const refItems = find(seq(gr, 'ContentSequence'), Codes.ReferencedSegment.value);
+      if (refItems.length === 0) {
+        // TID 1501 (a region made of several segments): no image reference at all, a comment names the segments
+        expect(seq(gr, 'ContentSequence').some((c) => c.ValueType === 'IMAGE')).toBe(false);
+        composite[label] = String(find(seq(gr, 'ContentSequence'), Codes.Comment.value)[0].TextValue);
+        continue;
+      }
+      // TID 1411 row 7: one Referenced Segment item, one SEG, exactly one segment number
+      expect(refItems).toHaveLength(1);
+      const sops = seq(refItems[0], 'ReferencedSOPSequence');
+      expect(sops).toHaveLength(1);
+      expect(sops[0].ReferencedSOPInstanceUID).toBe(res.seg.sopInstanceUid);
+      const rn = sops[0].ReferencedSegmentNumber;
+      const numbers = (Array.isArray(rn) ? rn : [rn]).map(Number);
+      expect(numbers).toHaveLength(1);
+      segNumbers.push(numbers);
     }
-    expect(segNumbers).toEqual([[1], [2], [3], [1, 2, 3], [1, 3]]);
+    expect(segNumbers).toEqual([[1], [2], [3]]);
+    expect(composite).toEqual({
+      'Whole tumour (core + oedema + enhancing)': `Sum of segments 1 (Necrotic / non-enhancing tumour core) + 2 (Peritumoural oedema) + 3 (Enhancing tumour) of segmentation ${res.seg.sopInstanceUid}.`,
+      'Tumour core (core + enhancing)': `Sum of segments 1 (Necrotic / non-enhancing tumour core) + 3 (Enhancing tumour) of segmentation ${res.seg.sopInstanceUid}.`,
+    });
     expect(res.volumes.wholeTumour).toBeCloseTo(want['Whole tumour (core + oedema + enhancing)'], 9);
     expect(res.seg.segmentVolumesMl[2]).toBeCloseTo(n3 * voxelMl, 9);
     const comments = find(content, Codes.Comment.value).map((c) => String(c.TextValue));
@@ -293,6 +313,7 @@ function countLabels(labels: Uint8Array): [number, number, number] {
       expect(r.status).toBe(0);
       expect(r.stdout).toContain('Imaging Measurement Report');
       expect(r.stdout).toContain('Enhancing Lesion');
+      expect(r.stdout).toContain('Sum of segments 1');
     }
   });
 
@@ -304,7 +325,8 @@ function countLabels(labels: Uint8Array): [number, number, number] {
     expect(String(seg.ContentDescription)).toContain('synthesised T1C');
     expectValid(syn.seg.part10, 'Segmentation');
     const sr = readPart10(syn.sr.part10).dataset;
-    const comments = find(seq(sr, 'ContentSequence'), Codes.Comment.value).map((c) => String(c.TextValue));
+    const qual = find(seq(sr, 'ContentSequence'), Codes.QualitativeEvaluations.value)[0];
+    const comments = find(seq(qual, 'ContentSequence'), Codes.Comment.value).map((c) => String(c.TextValue));
     expect(comments[0]).toMatch(/^SYNTHESISED SEQUENCE\(S\) USED: T1C/);
     expect(comments).toContain('No sequence missing: the model had FLAIR, T1, T1C and T2.');
   });
