@@ -86,6 +86,9 @@ export function copyPatientStudy(src: NaturalDataset): NaturalDataset {
     const v = src[k];
     if (!isEmptyValue(v)) out[k] = v;
   }
+  // PatientAge is AS (nnnD/W/M/Y, 4 characters): a source holding anything else (the real Philips study has
+  // "NA") would make every result object invalid; an age that is not one is left out (the attribute is Type 3).
+  if (out.PatientAge !== undefined && !/^\d{3}[DWMY]$/.test(String(out.PatientAge).trim())) delete out.PatientAge;
   for (const k of TYPE2) if (!(k in out)) out[k] = '';
   // De-identified sources sometimes say PatientIdentityRemoved YES without the method (Type 1C then:
   // DeidentificationMethod or its code sequence). Keep the flag, which downstream data handling
