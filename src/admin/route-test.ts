@@ -14,6 +14,7 @@
  * the tasks its availability from its last processing, or assembled now when it was never processed.
  */
 import express, { Request, Response, Router } from 'express';
+import type { Route } from '../config/schema';
 import type { StrokeNode } from '../node';
 import type { ModelRegistry } from '../models/registry';
 import { chooseRoute, CONTENT_KINDS, DICOM_ROUTING_FIELDS, RoutingFacts, studyFacts } from '../pipelines/routing';
@@ -119,7 +120,7 @@ export function routeTestRouter(node: StrokeNode, registry: Pick<ModelRegistry, 
       const out: RouteTestResult = base('stored study', facts, chosen);
       out.studyRef = ref(uid);
       if (chosen.route) {
-        const { av, from } = await availability(uid, rows);
+        const { av, from } = await availability(uid, rows, chosen.route);
         const sel = selectTasks(chosen.route, av, registry, facts);
         out.tasks = { availabilityFrom: from, available: CONTENT_KINDS.filter((k) => presentOf(av)[k]), decisions: sel.decisions, notes: sel.notes };
       }
@@ -154,13 +155,13 @@ export function routeTestRouter(node: StrokeNode, registry: Pick<ModelRegistry, 
   }
 
   /** The study's availability: from its latest processed job, else assembled now. */
-  async function availability(uid: string, rows: ReturnType<StrokeNode['store']['listStudy']>): Promise<{ av: AvailabilityRecord; from: string }> {
+  async function availability(uid: string, rows: ReturnType<StrokeNode['store']['listStudy']>, route: Route): Promise<{ av: AvailabilityRecord; from: string }> {
     const jobs = (await node.queue.list({ limit: 500 })).filter((j) => j.studyUid === uid && j.outcome).sort((a, b) => b.id - a.id);
     for (const j of jobs) {
       const o = j.outcome as { availability?: { available?: AvailabilityRecord['available'] } };
       if (o.availability?.available) return { av: { studyInstanceUid: uid, available: o.availability.available, series: [], notes: [] }, from: `its last processing (job ${j.id})` };
     }
-    const study = await assembleStudy(rows);
+    const study = await assembleStudy(rows, { t1ContrastFromStudyContext: route.sequences.t1ContrastFromStudyContext });
     return { av: study.availability, from: 'the stored instances, assembled now (never processed)' };
   }
 

@@ -147,6 +147,18 @@ export const RouteSchema = z
       })
       .strict()
       .default({}),
+    sequences: z
+      .object({
+        t1ContrastFromStudyContext: z
+          .boolean()
+          .default(false)
+          .describe(
+            'MR sequence identification (src/study/README.md): a T1 series with no contrast tag is taken as T1C when the study description / requested or performed procedure names contrast AND the series says post-contrast (post, +C, gad, KM, CE) or is fat-suppressed. For sites whose scanners never write the contrast tags. Default false: T1C only on a contrast tag (a pre-contrast T1 called T1C would hide enhancing tumour)',
+          ),
+      })
+      .strict()
+      .default({})
+      .describe('how series of studies on this route are identified (study/ classification)'),
   })
   .strict()
   .superRefine((r, ctx) => {

@@ -63,7 +63,7 @@ export function createProcessor(deps: ProcessorDeps): StudyProcessor {
     const timings: Record<string, number> = {};
     const tStart = performance.now();
     let t = performance.now();
-    const study = await assembleStudy(instances);
+    const study = await assembleStudy(instances, { t1ContrastFromStudyContext: route.sequences.t1ContrastFromStudyContext });
     timings.assemble = performance.now() - t;
     const av = study.availability;
     const availability: StudyOutcome['availability'] = {
