@@ -152,6 +152,8 @@ maybe(`brain-tumour-mr run() on BraTS TEST case ${CASE} as a clinical DICOM stud
     expect(x.result.measurements.wholeTumourMl).toBeCloseTo(labels.reduce((a, v) => a + (v ? 1 : 0), 0) * voxelMl, 1);
     for (const k of ['grid', 'brainMask', 'inference', 'encode']) expect(x.timings[k]).toBeGreaterThan(0);
     expect(x.result.outcome).toMatchObject({ decision: 'brain-tumour', model: { name: 'brats-shaspec' } });
+    // the manifest's own test-split ET Dice is ~0: the outcome says enhancing tumour is not reliable
+    expect(String((x.result.outcome as { note: string }).note)).toMatch(/enhancing tumour from brats-shaspec .*not reliable \(test-split ET Dice 0\.00/);
   }, 240000);
 
   test('without T1: brats-shaspec with T1 masked out, the SR says T1 missing', async () => {
@@ -180,6 +182,7 @@ maybe(`brain-tumour-mr run() on BraTS TEST case ${CASE} as a clinical DICOM stud
     const four = await runCase('unet4', ['FLAIR', 'T1', 'T1C', 'T2'], { model: 'brats-unet4' });
     expect(four.plan.model).toBe('brats-unet4');
     expect(four.result.models[0].name).toBe('brats-unet4');
+    expect(String((four.result.outcome as { note: string }).note)).not.toMatch(/not reliable/);
     const wt = diceOf(segToLabels(four.seg, four.study.series.T1C!), four.study.series.T1C!.truth, WT);
     console.log(`unet4 four: WT ${wt.toFixed(3)}`);
     expect(wt).toBeGreaterThan(FLOOR.four);

@@ -30,6 +30,7 @@ import type { Volume } from '../../types';
 import { deployment, modelUse, provenanceOf } from '../common';
 import type { Task } from '../task';
 import { brainMaskMr, type BrainMaskResult } from './brain-mask';
+import { synthesisStage } from './synthetic-series';
 
 export const TUMOUR_SEQUENCES = ['FLAIR', 'T1', 'T1C', 'T2'] as const;
 export type TumourSequence = (typeof TUMOUR_SEQUENCES)[number];
@@ -254,6 +255,13 @@ export async function segmentTumour(
 
 const r2 = (x: number): number => Math.round(x * 100) / 100;
 
+/** The manifest's test-split enhancing-tumour Dice with all four sequences (metrics['1mm']['FLAIR+T1+T1c+T2'].ET.dice), if given. */
+function testSplitEtDice(m: ModelManifest): number | undefined {
+  const metrics = (m as unknown as { metrics?: Record<string, Record<string, { ET?: { dice?: unknown } }>> }).metrics;
+  const d = metrics?.['1mm']?.['FLAIR+T1+T1c+T2']?.ET?.dice;
+  return typeof d === 'number' ? d : undefined;
+}
+
 export const brainTumourMr: Task<BrainTumourPlan> = {
   id: 'brain-tumour-mr',
   title: 'Brain tumour on MR: enhancing tumour, tumour core and oedema from any subset of FLAIR, T1, T1C, T2',
@@ -282,6 +290,9 @@ export const brainTumourMr: Task<BrainTumourPlan> = {
     const vols: Partial<Record<TumourSequence, Volume>> = {};
     for (const q of plan.present) if (study.volumes[q]) vols[q] = study.volumes[q];
     const seg = await segmentTumour(registry, plan.model, vols, timings);
+    // issue 15: synthetic missing sequences + one fused series (synthetic-series.ts; within the time budget, never fails the study)
+    const extra = await synthesisStage({ deps, headers: study.headers, seg, vols, segModel: plan.model, timings, tStart });
+    const synthesised = extra.synthesised;
 
     const t = performance.now();
     const sourceSeries = seg.present.map((q) => vols[q]!.seriesInstanceUid);
@@ -289,13 +300,15 @@ export const brainTumourMr: Task<BrainTumourPlan> = {
     const base = config.output.seriesNumberBase;
     const res = writeTumourResults({
       source: seg.reference,
-      labels: seg.labels,
+      labels: extra.labels ?? seg.labels,
       sourceHeaders: study.headers,
       sequences: {
-        present: seg.present,
-        missing: seg.missing,
+        present: [...seg.present, ...synthesised],
+        missing: seg.missing.filter((q) => !synthesised.includes(q)),
+        synthesised,
         seriesUids: Object.fromEntries(seg.present.map((q) => [q, vols[q]!.seriesInstanceUid])),
       },
+      notes: extra.notes,
       algorithmName: model.manifest.name,
       algorithmVersion: model.manifest.version,
       provenance,
@@ -313,21 +326,29 @@ export const brainTumourMr: Task<BrainTumourPlan> = {
       oedemaMl: r2(v.oedema),
       brainMaskMl: r2(seg.brainMask.volumeMl),
     };
-    const seqNote = `sequences present ${seg.present.join(', ')}${seg.missing.length ? `; missing ${seg.missing.join(', ')} (the model did without)` : ''}; reference ${seg.grid.reference}`;
+    const seqNote = `sequences present ${seg.present.join(', ')}${seg.missing.length ? `; missing ${seg.missing.join(', ')} (${synthesised.length ? `synthesised ${synthesised.join(', ')} given to the model` : 'the model did without'})` : ''}; reference ${seg.grid.reference}`;
     const fallback = plan.fallbackFrom ? `route model ${plan.fallbackFrom} needs all four sequences: ${plan.model} ran instead` : undefined;
-    const note = [seqNote, fallback].filter(Boolean).join('; ');
+    const etDice = testSplitEtDice(model.manifest);
+    const etCaveat =
+      etDice !== undefined && etDice < 0.2
+        ? `enhancing tumour from ${model.manifest.name} ${model.manifest.version} is not reliable (test-split ET Dice ${etDice.toFixed(2)} with all four sequences: models/README.md)`
+        : undefined;
+    const note = [seqNote, fallback, etCaveat].filter(Boolean).join('; ');
     return {
       objects: [
         { kind: 'SEG', part10: res.seg.part10, sop: res.seg.sopInstanceUid, series: res.seg.seriesInstanceUid },
         { kind: 'SR', part10: res.sr.part10, sop: res.sr.sopInstanceUid, series: res.sr.seriesInstanceUid },
+        ...extra.objects,
       ],
       measurements,
-      notes: [note, ...seg.notes],
-      models: [modelUse(model)],
+      notes: [note, ...seg.notes, ...extra.notes],
+      models: [modelUse(model), ...extra.models],
       outcome: {
         decision: 'brain-tumour',
         model: { ...modelUse(model), executionProvider: provenance.executionProvider },
         note,
+        synthesis: { ...extra.synthesis, totalMs: extra.totalMs },
+        fusion: extra.fusion,
       },
     };
   },
