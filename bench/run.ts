@@ -5,6 +5,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { benchBrainTumour } from './brain-tumour';
 import { benchE2e } from './e2e';
 import { benchHostile } from './hostile';
 import { benchQueue } from './queue';
@@ -59,6 +60,12 @@ async function main(): Promise<void> {
         ? `queue: 1 worker ${q.oneWorker.studiesPerMinute} studies/min, 2 workers ${q.twoWorkers!.studiesPerMinute} studies/min, ratio ${q.ratio}; overhead ${JSON.stringify(q.overheadPerStudy)}\n`
         : `queue: ${JSON.stringify(r)}\n`,
     );
+  }
+  if (want('tumour')) {
+    const r = await benchBrainTumour(Number(process.env.BENCH_TUMOUR_RUNS ?? 3));
+    report.tumour = r;
+    const sc = (r as { scenarios?: { name: string; medianMs: Record<string, number> }[] }).scenarios;
+    process.stdout.write(sc ? sc.map((s) => `tumour ${s.name}: ${JSON.stringify(s.medianMs)}`).join('\n') + '\n' : `tumour: ${JSON.stringify(r)}\n`);
   }
   // One report file; a BENCH_ONLY run replaces its own sections and keeps the others (each section
   // carries the date it was measured).

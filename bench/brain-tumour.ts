@@ -1,0 +1,119 @@
+/**
+ * Brain tumour task (issue 14), CPU time per stage on this machine: a BraTS TEST-split case
+ * (Brats18_TCIA02_370_1, ../shared/data/brats2018, never committed) written as a clinical DICOM study of
+ * four 256² series, 30 slices of 5 mm each (test/helpers/brats-study.ts), and the same study with two
+ * sequences missing (FLAIR + T1C only). Each run: assemble (parse the files, classify, load the volumes:
+ * study/), then the task's run() with the committed model (default brats-shaspec): grid (common grid),
+ * brainMask, preprocess (zscore-brain, model grid), inference (onnxruntime, CPU, 1 intra-op thread),
+ * postprocess (softmax, back to the slices, argmax), encode (SEG + SR). Wall time per stage and the
+ * process CPU time (user + system) of the whole run; median of `runs`.
+ */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { parseConfig } from '../src/config/load';
+import { ModelRegistry } from '../src/models/registry';
+import { brainTumourMr } from '../src/pipelines/brain-tumour-mr';
+import { assembleStudy } from '../src/study';
+import type { StoredInstance } from '../src/types';
+import { bratsCaseAvailable, writeBratsStudy, type BratsSequence } from '../test/helpers/brats-study';
+
+const CASE = 'Brats18_TCIA02_370_1';
+const STAGES = ['assemble', 'grid', 'brainMask', 'preprocess', 'inference', 'postprocess', 'encode'] as const;
+
+function repoRoot(): string {
+  let dir = __dirname;
+  while (!fs.existsSync(path.join(dir, 'package.json')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
+  return dir;
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const r0 = (x: number): number => Math.round(x);
+
+export async function benchBrainTumour(runs = 3): Promise<Record<string, unknown>> {
+  const root = path.join(process.env.STROKE_SHARED_DATA ?? path.resolve(repoRoot(), '..', 'shared', 'data'), 'brats2018');
+  if (!bratsCaseAvailable(CASE, root)) return { skipped: `BraTS case ${CASE} not found under ${root}` };
+  const modelsDir = path.join(repoRoot(), 'models');
+  const model = process.env.BENCH_TUMOUR_MODEL ?? 'brats-shaspec';
+  const registry = new ModelRegistry({ dir: modelsDir, providers: ['cpu'], intraOpThreads: 1 });
+  await registry.loadAll();
+  if (!registry.isReady(model)) return { skipped: `model ${model} not ready: ${registry.get(model)?.state.lastError ?? 'not in models/'}` };
+  const config = parseConfig({ nodeName: 'bench', routes: [{ name: 'tumour', tasks: ['brain-tumour-mr'], destinations: [], models: { brainTumour: model } }] }, 'bench');
+  const route = config.routes[0];
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-tumour-'));
+  const scenarios: Record<string, unknown>[] = [];
+  try {
+    for (const [name, sequences] of [
+      ['four sequences', ['FLAIR', 'T1', 'T1C', 'T2']],
+      ['two missing (FLAIR + T1C)', ['FLAIR', 'T1C']],
+    ] as [string, BratsSequence[]][]) {
+      const study = writeBratsStudy({ caseId: CASE, root, sequences, matrix: { FLAIR: 256, T1: 256, T1C: 256, T2: 256 }, slices: 30, outDir: path.join(work, name.replace(/\W+/g, '-')) });
+      const instances: StoredInstance[] = study.list.flatMap((s) =>
+        s.files.map((f) => ({
+          sopInstanceUid: f.sopInstanceUid,
+          sopClassUid: s.sopClassUid,
+          studyInstanceUid: study.study.studyInstanceUid,
+          seriesInstanceUid: s.seriesInstanceUid,
+          transferSyntaxUid: '1.2.840.10008.1.2.1',
+          path: f.path!,
+          bytes: f.part10.length,
+          receivedAt: new Date().toISOString(),
+          sourceAe: 'BENCH',
+        })),
+      );
+      const probe = brainTumourMr.accept((await assembleStudy(instances)).availability, route, registry);
+      if (!probe.run) {
+        scenarios.push({ name, sequences, skipped: probe.reason });
+        continue;
+      }
+      const per: Record<string, number>[] = [];
+      let measurements: Record<string, number | undefined> = {};
+      for (let i = 0; i < runs; i++) {
+        const timings: Record<string, number> = {};
+        const cpu0 = process.cpuUsage();
+        const t0 = performance.now();
+        let t = performance.now();
+        const assembled = await assembleStudy(instances);
+        timings.assemble = performance.now() - t;
+        const a = brainTumourMr.accept(assembled.availability, route, registry);
+        if (!a.run) throw new Error(`brain-tumour-mr not accepted: ${a.reason}`);
+        const res = await brainTumourMr.run({
+          deps: { config, registry, nodeVersion: 'bench', resultsDir: work },
+          job: { id: i + 1, studyUid: study.study.studyInstanceUid },
+          route,
+          study: assembled,
+          plan: a.plan,
+          timings,
+          tStart: t0,
+        });
+        timings.total = performance.now() - t0;
+        const cpu = process.cpuUsage(cpu0);
+        timings.cpuTotal = (cpu.user + cpu.system) / 1000;
+        per.push(timings);
+        measurements = res.measurements;
+      }
+      const med = Object.fromEntries([...STAGES, 'total', 'cpuTotal'].map((k) => [k, r0(median(per.map((p) => p[k] ?? 0)))]));
+      scenarios.push({
+        name,
+        sequences,
+        slices: 30,
+        matrix: 256,
+        medianMs: med,
+        runsMs: per.map((p) => Object.fromEntries(Object.entries(p).map(([k, v]) => [k, r0(v)]))),
+        wholeTumourMl: measurements.wholeTumourMl,
+      });
+    }
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+  return {
+    description: `BraTS TEST case ${CASE} as a clinical DICOM study, 256² x 30 slices of 5 mm per series; task brain-tumour-mr with ${model} on CPU (onnxruntime-node, 1 intra-op thread); wall ms per stage and process CPU ms (cpuTotal) of the whole run, median of ${runs}`,
+    model,
+    runs,
+    loadAverage: os.loadavg().map((x) => Math.round(x * 100) / 100),
+    scenarios,
+  };
+}
