@@ -126,6 +126,39 @@ setState(P, id, 'ready')
 redis.call('HSET', jk, 'readyAt', now, 'handoff', handoff)
 return {'ready', handoff}
 `,
+  /**
+   * Operator reprocess. ARGV: P, studyUid, route, priority, instanceCount, then every configured route
+   * name. Refuses ('' returned) while any job of the study, on any route, in any job of its chain, is
+   * collecting / ready / running / failed, as the embedded backend does. Otherwise a NEW job, ready at
+   * once, handoff 'operator-reprocess', linked to the study's latest job (highest id over the routes'
+   * last jobs), so instances() covers the whole study; it becomes the route's last job, so a later
+   * instance links to it. Returns the new id.
+   */
+  reprocess: `${SET_STATE}
+local P, uid, route = ARGV[1], ARGV[2], ARGV[3]
+local prev = nil
+for i = 6, #ARGV do
+  if redis.call('EXISTS', P..':q:open:'..ARGV[i]..':'..uid) == 1 then return '' end
+  local id = redis.call('GET', P..':q:last:'..ARGV[i]..':'..uid)
+  if id and (prev == nil or tonumber(id) > tonumber(prev)) then prev = id end
+  local hops = 0
+  while id and id ~= '' and hops < 100 do
+    local st = redis.call('HGET', P..':q:job:'..id, 'state')
+    if st == 'collecting' or st == 'ready' or st == 'running' or st == 'failed' then return '' end
+    id = redis.call('HGET', P..':q:job:'..id, 'previousJobId')
+    hops = hops + 1
+  end
+end
+local now = nowMs()
+local id = tostring(redis.call('INCR', P..':q:seq'))
+redis.call('HSET', P..':q:job:'..id, 'id', id, 'studyUid', uid, 'route', route, 'priority', ARGV[4],
+  'createdAt', now, 'lastInstanceAt', now, 'instanceCount', tonumber(ARGV[5]), 'hints', '', 'attempts', 0,
+  'previousJobId', prev or '', 'readyAt', now, 'handoff', 'operator-reprocess')
+redis.call('ZADD', P..':q:all', tonumber(id), id)
+redis.call('SET', P..':q:last:'..route..':'..uid, id)
+setState(P, id, 'ready')
+return id
+`,
   /** ARGV: P, id, newState, field, value, … ('' deletes the field). Returns 0 if no such job. */
   update: `${SET_STATE}
 local P, id = ARGV[1], ARGV[2]
@@ -490,6 +523,37 @@ export class RedisQueue implements JobQueue {
     await this.deadQueue?.remove(`job-${id}`).catch(() => undefined);
     await this.update(id, 'ready', { readyAt: Date.now(), attempts: 0, handoff: 'operator-retry', error: '' });
     return true;
+  }
+
+  /**
+   * Operator: process a study again on purpose (admin page "Reprocess"), as the embedded backend does: a
+   * NEW job linked to the study's latest one (previousJobId, so the worker gets the whole study's
+   * references), handoff 'operator-reprocess' (the node then records outcome.manualReprocess); earlier
+   * jobs and their outcomes stay. undefined while a job of the study is still open.
+   */
+  async reprocess(studyUid: string, route: string, priority: Priority, instanceCount: number): Promise<StudyJob | undefined> {
+    const routes = [...new Set([route, ...this.config.routes.map((r) => r.name)])];
+    const id = (await this.script('reprocess', [this.P, studyUid, route, priority, instanceCount, ...routes])) as string;
+    if (!id) return undefined;
+    try {
+      await this.studyQueue(route).add(
+        'study',
+        { id: Number(id), studyUid, route },
+        {
+          jobId: `job-${id}`,
+          priority: BULL_PRIORITY[priority],
+          attempts: this.config.queue.maxAttempts,
+          backoff: { type: 'exponential', delay: Math.round(this.config.queue.backoffSeconds * 1000) },
+          removeOnComplete: { age: this.config.storage.retentionDays * 86400 },
+          removeOnFail: false,
+        },
+      );
+    } catch (e) {
+      // Not queued: record it as dead (not open, so the operator may retry it or reprocess again).
+      await this.update(Number(id), 'dead', { finishedAt: Date.now(), error: `reprocess not queued: ${(e as Error).message}` }).catch(() => undefined);
+      throw e;
+    }
+    return this.get(Number(id));
   }
 
   /** The instances of a job and of the jobs it follows (a late instance reprocesses the whole study). */

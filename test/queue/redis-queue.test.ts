@@ -1,7 +1,8 @@
 /**
  * The BullMQ/Redis backend in one process against a real Redis: the same node code as the embedded
  * default, with `queue.backend: redis`. Stability timer in Redis (rescheduled by each arrival),
- * late instances → a linked job, retries then dead-letter, operator retry.
+ * late instances → a linked job, retries then dead-letter, operator retry, operator reprocess (a new job
+ * linked to the latest, marked manual in its outcome).
  */
 import * as fs from 'fs';
 import * as os from 'os';
@@ -112,6 +113,42 @@ describe('RedisQueue (BullMQ) against a real Redis', () => {
     }
   });
 
+  test('operator reprocess: a new job linked to the latest, ready at once, refused while a job of the study is open', async () => {
+    const rules = new Map<string, StabilityRule>([['default', { route: 'default', quietPeriodMs: 200, requiredSeries: [], priority: 'urgent' }]]);
+    const w = queueFor('t5');
+    await w.q.start({ rules, roles: { receiver: true, worker: true, sender: false } });
+    try {
+      const j = await w.q.noteArrival('S5', 'default', 'OTHER', 'urgent', undefined, ref('S5.1', 'S5'));
+      await w.q.noteArrival('S5', 'default', 'OTHER', 'urgent', undefined, ref('S5.2', 'S5'));
+      // still collecting: no reprocess (the embedded backend refuses too)
+      expect(await w.q.reprocess('S5', 'default', 'urgent', 2)).toBeUndefined();
+      let claimed;
+      await waitFor(async () => !!(claimed = await w.q.claim()), 10_000, 'first claim');
+      expect(claimed!.id).toBe(j.id);
+      expect(await w.q.reprocess('S5', 'default', 'urgent', 2)).toBeUndefined(); // running
+      await w.q.complete(j.id, 'done', { first: true });
+      const r = await w.q.reprocess('S5', 'default', 'urgent', 2);
+      expect(r).toMatchObject({ state: 'ready', previousJobId: j.id, handoff: 'operator-reprocess', instanceCount: 2, studyUid: 'S5', route: 'default' });
+      expect(r!.id).not.toBe(j.id);
+      expect(await w.q.hasOpenJob('S5')).toBe(true);
+      expect(await w.q.reprocess('S5', 'default', 'urgent', 2)).toBeUndefined(); // the reprocess itself is open
+      // the first job and its outcome stay as they were
+      expect(await w.q.get(j.id)).toMatchObject({ state: 'done', outcome: { first: true }, handoff: 'quiet-period' });
+      // the worker takes the new job with the whole study's references
+      await waitFor(async () => !!(claimed = await w.q.claim()), 10_000, 'claim of the reprocess job');
+      expect(claimed!).toMatchObject({ id: r!.id, state: 'running', handoff: 'operator-reprocess', attempts: 1 });
+      expect((await w.q.instances(claimed!)).map((i) => i.sopInstanceUid).sort()).toEqual(['S5.1', 'S5.2']);
+      await w.q.complete(r!.id, 'done', { second: true });
+      expect(await w.q.hasOpenJob('S5')).toBe(false);
+      // a later instance links to the reprocess job (the study's latest)
+      const late = await w.q.noteArrival('S5', 'default', 'OTHER', 'urgent', undefined, ref('S5.3', 'S5'));
+      expect(late.previousJobId).toBe(r!.id);
+      expect((await w.q.instances(late)).length).toBe(3);
+    } finally {
+      await w.q.close();
+    }
+  });
+
   test('a worker takes only routes whose models it can run, urgent routes first; it publishes its execution provider', async () => {
     const routes = [
       { name: 'research', priority: 'research' },
@@ -163,6 +200,18 @@ describe('RedisQueue (BullMQ) against a real Redis', () => {
       const [job] = await t.node.queue.list();
       expect(job).toMatchObject({ state: 'done', instanceCount: 6 });
       expect(job.outcome).toMatchObject({ decision: 'lesion', availability: { available: { DWI: true, ADC: true } } });
+      // Admin "Reprocess study": a new job linked to this one, marked manual; this job's outcome stays.
+      const rp = await t.node.reprocess(job.studyUid);
+      if (!rp.ok) throw new Error(`reprocess refused: ${rp.error}`);
+      expect(rp.job.id).not.toBe(job.id);
+      expect(rp.job).toMatchObject({ previousJobId: job.id, handoff: 'operator-reprocess' });
+      await waitFor(async () => (await t!.node.queue.counts()).done === 2, 30_000, 'reprocess done');
+      const again = (await t.node.queue.get(rp.job.id))!;
+      expect(again).toMatchObject({ state: 'done', instanceCount: 6 });
+      expect(again.outcome).toMatchObject({ decision: 'lesion', manualReprocess: { previousJobId: job.id } });
+      const first = (await t.node.queue.get(job.id))!;
+      expect(first).toMatchObject({ state: 'done', handoff: job.handoff });
+      expect((first.outcome as Record<string, unknown>).manualReprocess).toBeUndefined();
     } finally {
       await t?.stop();
     }
