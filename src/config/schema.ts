@@ -333,6 +333,40 @@ export const ConfigSchema = z
       .strict()
       .default({})
       .describe('false-positive control of the MR lesion mask (src/pipelines/lesion-postprocess.ts; thresholds chosen on the VAL phantoms, models/README.md)'),
+    brainTumour: z
+      .object({
+        synthesis: z
+          .object({
+            enabled: z.boolean().default(true).describe('synthesise each missing FLAIR / T1 / T1C / T2 with the synthesis model and send it as a labelled SYNTHETIC series (issue 15)'),
+            model: z.string().default('brats-m2dn').describe('the missing-sequence synthesis model (DDIM sampler of its manifest)'),
+            steps: z.number().int().min(1).max(1000).optional().describe("DDIM steps; default the manifest's sampler.steps (its exact timesteps)"),
+            budgetSeconds: z
+              .number()
+              .positive()
+              .default(120)
+              .describe('per-study time budget of the synthetic and fused series (sampling, fusion, encoding); past it the SEG/SR go out without them and the outcome and SR say so'),
+            segmentWith: z
+              .enum(['measured', 'acquired-only', 'with-synthesis'])
+              .default('measured')
+              .describe(
+                'inputs of the tumour segmentation when sequences are missing: acquired-only (the model does without), with-synthesis (synthesised sequences given as present, listed as synthesised in the SR), or measured: the better route on the BraTS TEST split, from the synthesis manifest metrics.downstream.bestRoute (acquired-only when it says nothing)',
+              ),
+            seed: z.number().int().nonnegative().default(1).describe('seed of the initial noise (the same study gives the same synthetic images)'),
+            batch: z.number().int().positive().default(16).describe('slices per ONNX call (memory bound; the result does not depend on it)'),
+          })
+          .strict()
+          .default({}),
+        fusion: z
+          .object({
+            enabled: z.boolean().default(true).describe('send one FUSED series of the acquired sequences (issue 15)'),
+            model: z.string().default('brats-nslf').describe('the fusion model (voxel-wise weighted average of the acquired sequences)'),
+          })
+          .strict()
+          .default({}),
+      })
+      .strict()
+      .default({})
+      .describe('brain-tumour-mr: synthetic missing sequences and a fused series (src/pipelines/brain-tumour-mr/synthetic-series.ts)'),
     output: z
       .object({
         manufacturer: z.string().default('Stroke AI DICOM node (open source)'),

@@ -20,13 +20,25 @@ const Normalisation = z.discriminatedUnion('method', [
 ]);
 export type NormalisationSpec = z.infer<typeof Normalisation>;
 
-export const ManifestSchema = z
+/**
+ * Synthesis / fusion manifests (issue 15) may name their outputs by role (`outputs.fused.tensor`, `outputs.x0`)
+ * instead of `outputs.tensor`: their main output (fused image / predicted x0) becomes `outputs.tensor`.
+ */
+function mainOutputTensor(raw: unknown): unknown {
+  const r = raw as { task?: unknown; outputs?: Record<string, unknown> } | null;
+  if (!r || typeof r !== 'object' || !r.outputs || typeof r.outputs !== 'object' || r.outputs.tensor !== undefined) return raw;
+  const role = r.task === 'mr-fusion' ? r.outputs.fused : r.task === 'mr-sequence-synthesis' ? r.outputs.x0 ?? r.outputs.image : undefined;
+  const t = typeof role === 'string' ? role : (role as { tensor?: unknown } | undefined)?.tensor;
+  return typeof t === 'string' ? { ...r, outputs: { ...r.outputs, tensor: t } } : raw;
+}
+
+const ManifestObject = z
   .object({
     name: z.string().min(1),
     version: z.string().min(1),
     file: z.string().min(1),
     sha256: z.string().regex(/^[0-9a-f]{64}$/),
-    task: z.enum(['lesion-segmentation', 'ct-to-dwi', 'brain-tumour-segmentation']),
+    task: z.enum(['lesion-segmentation', 'ct-to-dwi', 'brain-tumour-segmentation', 'mr-sequence-synthesis', 'mr-fusion']),
     inputs: z
       .object({
         tensor: z.string().min(1),
@@ -69,7 +81,9 @@ export const ManifestSchema = z
   })
   .passthrough();
 
-export type ModelManifest = z.infer<typeof ManifestSchema>;
+export const ManifestSchema = z.preprocess(mainOutputTensor, ManifestObject);
+
+export type ModelManifest = z.infer<typeof ManifestObject>;
 
 /** Modalities whose channels feed the model, in channel order (e.g. ['DWI','ADC']). */
 export function manifestModalities(m: ModelManifest): string[] {

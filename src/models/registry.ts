@@ -184,6 +184,9 @@ export class ModelRegistry {
       const mods = [...new Set(m.inputs.channels.map((x) => x.modality))];
       feeds[m.inputs.modalityMaskTensor] = { data: new Float32Array(mods.length).fill(1), dims: [1, mods.length] };
     }
+    // a diffusion denoiser (brats-m2dn) also takes the timestep t [N]
+    const tName = (m.inputs as { timestepTensor?: string }).timestepTensor ?? (m.task === 'mr-sequence-synthesis' ? 't' : undefined);
+    if (tName) feeds[tName] = { data: new Float32Array(1), dims: [1] };
     await this.runSession(entry, feeds, false);
   }
 
