@@ -10,7 +10,6 @@
  * brain-tumour-synthesis.test.ts): this test is about the wiring, the labelling and the budget, not image quality.
  * The segmentation model is the real brats-shaspec.
  */
-import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -23,41 +22,12 @@ import { assembleStudy } from '../../src/study';
 import type { StoredInstance } from '../../src/types';
 import { bratsCaseAvailable, writeBratsStudy, type BratsStudy } from '../helpers/brats-study';
 import { dciodvfy } from '../helpers/dciodvfy';
+import { synthesisModelsDir } from '../helpers/synthesis-models';
 import { modelReady } from '../helpers/tumour-seg';
 
 const CASE = 'Brats18_TCIA02_370_1';
-const MODELS = path.resolve(__dirname, '../../models');
-const FIX = path.resolve(__dirname, '../fixtures');
 const ready = bratsCaseAvailable(CASE) && modelReady('brats-shaspec');
 const maybe = ready ? describe : describe.skip;
-
-const CHANNELS = ['FLAIR', 'T1', 'T1c', 'T2'].map((modality) => ({ modality, sliceOffset: 0 }));
-const NORM = Object.fromEntries(['FLAIR', 'T1', 'T1c', 'T2'].map((m) => [m, { method: 'zscore-brain', clip: [-5, 5] }]));
-const GRID = { size: [128, 128], spacingMm: 1.875 };
-
-function installStandIn(dir: string, name: string, onnx: string, extra: Record<string, unknown>): void {
-  const file = `${name}.onnx`;
-  fs.copyFileSync(onnx, path.join(dir, file));
-  const sha256 = crypto.createHash('sha256').update(fs.readFileSync(onnx)).digest('hex');
-  fs.writeFileSync(path.join(dir, `${name}.json`), JSON.stringify({ name, version: '0.0.0-test', file, sha256, ...extra }));
-}
-
-function modelsDir(): string {
-  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'synth-models-'));
-  for (const ext of ['json', 'onnx']) fs.symlinkSync(path.join(MODELS, `brats-shaspec.${ext}`), path.join(d, `brats-shaspec.${ext}`));
-  installStandIn(d, 'brats-m2dn', path.join(FIX, 'm2dn-tiny/tiny.onnx'), {
-    task: 'mr-sequence-synthesis',
-    inputs: { tensor: 'x_t', modalityMaskTensor: 'modality_mask', timestepTensor: 't', modalityMaskOrder: ['FLAIR', 'T1', 'T1c', 'T2'], channels: CHANNELS, grid: GRID, normalisation: NORM },
-    outputs: { tensor: 'x0' },
-    sampler: { type: 'ddim', eta: 0, trainSteps: 1000, schedule: 'cosine', s: 0.008, steps: 3, timesteps: [999, 500, 0] },
-  });
-  installStandIn(d, 'brats-nslf', path.join(FIX, 'nslf-tiny/tiny.onnx'), {
-    task: 'mr-fusion',
-    inputs: { tensor: 'input', modalityMaskTensor: 'modality_mask', modalityMaskOrder: ['FLAIR', 'T1', 'T1c', 'T2'], channels: CHANNELS, grid: GRID, normalisation: NORM },
-    outputs: { fused: { tensor: 'fused' }, weights: { tensor: 'weights' } },
-  });
-  return d;
-}
 
 let work: string;
 let registry: ModelRegistry;
@@ -67,7 +37,7 @@ let instances: StoredInstance[];
 beforeAll(async () => {
   if (!ready) return;
   work = fs.mkdtempSync(path.join(os.tmpdir(), 'synth-task-'));
-  registry = new ModelRegistry({ dir: modelsDir(), providers: ['cpu'], intraOpThreads: 1 });
+  registry = new ModelRegistry({ dir: synthesisModelsDir().dir, providers: ['cpu'], intraOpThreads: 1 });
   await registry.loadAll();
   study = writeBratsStudy({ caseId: CASE, sequences: ['T1', 'T2'], matrix: { T2: 256 }, slices: 12, outDir: path.join(work, 'study') });
   instances = study.list.flatMap((s) =>
