@@ -6,6 +6,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { benchBrainTumour } from './brain-tumour';
+import { benchBrainTumourSynthesis } from './brain-tumour-synthesis';
 import { benchE2e } from './e2e';
 import { benchHostile } from './hostile';
 import { benchQueue } from './queue';
@@ -66,6 +67,12 @@ async function main(): Promise<void> {
     report.tumour = r;
     const sc = (r as { scenarios?: { name: string; medianMs: Record<string, number> }[] }).scenarios;
     process.stdout.write(sc ? sc.map((s) => `tumour ${s.name}: ${JSON.stringify(s.medianMs)}`).join('\n') + '\n' : `tumour: ${JSON.stringify(r)}\n`);
+  }
+  if (want('synthesis')) {
+    const r = await benchBrainTumourSynthesis(Number(process.env.BENCH_SYNTH_RUNS ?? 2));
+    report.synthesis = r;
+    const v = (r as { variants?: { steps: number; medianMs: Record<string, number> }[] }).variants;
+    process.stdout.write(v ? v.map((x) => `synthesis ${x.steps} steps: ${JSON.stringify(x.medianMs)}`).join('\n') + '\n' : `synthesis: ${JSON.stringify(r)}\n`);
   }
   // One report file; a BENCH_ONLY run replaces its own sections and keeps the others (each section
   // carries the date it was measured).
