@@ -19,6 +19,9 @@
  *   5. postprocess softmax, each class probability back onto the reference slices (fromModelGrid, bilinear),
  *                 argmax → labels 0..3, 0 outside the brain mask
  *   6. encode     writeTumourResults (results/tumour.ts)
+ *   5b. issue 15  between 5 and 6: synthetic missing sequences (brats-m2dn, DDIM) and one fused series (brats-nslf) as
+ *                 labelled SC series, within brainTumour.synthesis.budgetSeconds; with segmentWith with-synthesis the
+ *                 labels come from the acquired + synthesised inputs (synthetic-series.ts, synthesis.ts, fusion.ts)
  */
 import type { Route } from '../../config/schema';
 import type { LoadedModel, ModelRegistry } from '../../models/registry';
