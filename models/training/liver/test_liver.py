@@ -1,0 +1,128 @@
+#!/usr/bin/python3
+"""Checks of the liver phantoms, A-QCF-Net and the metrics (about a minute on one core):
+
+    cd models/training/liver && OMP_NUM_THREADS=1 /usr/bin/python3 -m unittest test_liver -v
+"""
+from __future__ import annotations
+
+import sys
+import unittest
+from pathlib import Path
+
+import numpy as np
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import aqcf_net as an  # noqa: E402
+import metrics as mt  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+class Quaternion(unittest.TestCase):
+    def test_quarter_parameters(self):
+        for cin, cout, k in ((4, 4, 1), (64, 128, 3), (32, 16, 3)):
+            q = an.QuaternionConv2d(cin, cout, k, bias=False)
+            r = torch.nn.Conv2d(cin, cout, k, bias=False)
+            self.assertEqual(4 * an.n_params(q), an.n_params(r))
+            self.assertEqual(tuple(q.weight().shape), tuple(r.weight.shape))
+
+    def test_hamilton_product(self):
+        self.assertLess(an.check_hamilton(), 1e-5)
+
+    def test_norm_is_multiplicative(self):
+        # |W (x) x| = |W| |x| per pixel for a 1-channel quaternion conv (a Hamilton-product property a real conv lacks)
+        q = an.QuaternionConv2d(4, 4, 1, bias=False)
+        x = torch.randn(1, 4, 5, 5)
+        y = q(x)
+        w = torch.stack([q.r, q.i, q.j, q.kk]).reshape(4).norm()
+        torch.testing.assert_close(y.norm(dim=1), x.norm(dim=1) * w, rtol=1e-4, atol=1e-5)
+
+
+class Network(unittest.TestCase):
+    def test_shapes_and_modality_selector(self):
+        torch.manual_seed(0)
+        m = an.AQCFNet(base=8, depth=3).eval()
+        x = torch.randn(2, 1, 32, 32)
+        with torch.no_grad():
+            a = m(x, torch.tensor([1.0, 1.0]))
+            b = m(x, torch.tensor([0.0, 0.0]))
+        self.assertEqual(tuple(a.shape), (2, 3, 32, 32))
+        self.assertGreater(float((a - b).abs().max()), 1e-4)  # CT and MRI paths differ
+
+    def test_cross_fusion_both_ways(self):
+        torch.manual_seed(0)
+        m = an.AQCFNet(base=8, depth=3)
+        x = torch.randn(2, 1, 32, 32)
+        for mod, other in ((1.0, 1), (0.0, 0)):
+            m.zero_grad()
+            m(x, torch.tensor([mod, mod])).sum().backward()
+            # the stream of the other modality gets gradient only through the cross-fusion blocks
+            g = m.enc[other][0].c1.r.grad
+            self.assertIsNotNone(g)
+            self.assertGreater(float(g.abs().sum()), 0.0)
+
+    def test_baseline_same_budget(self):
+        n = an.n_params(an.AQCFNet(16))
+        for name in ("unet-ct", "unet-mr"):
+            u = an.build(name, 16)
+            self.assertLess(abs(an.n_params(u) - n) / n, 0.1)
+
+
+class Metrics(unittest.TestCase):
+    def test_lesionwise(self):
+        t = np.zeros((10, 40, 40), np.uint8)
+        t[2:8, 5:35, 5:35] = 1
+        t[4:6, 10:14, 10:14] = 2  # small lesion
+        t[3:7, 20:30, 20:30] = 2  # large lesion
+        p = t.copy()
+        p[4:6, 10:14, 10:14] = 1  # small lesion missed
+        p[5, 30:33, 5:8] = 2  # one false positive
+        r = mt.case_metrics(p, t, [3.0, 1.0, 1.0])
+        self.assertEqual(sorted(l["detected"] for l in r["lesions"]), [False, True])
+        self.assertEqual(len(r["false_positives_mm"]), 1)
+        s = mt.summarise([r])
+        self.assertEqual(s["detection"]["<10"]["fn"], 1)
+        self.assertEqual(s["detection"][">20"]["tp"] + s["detection"]["10-20"]["tp"], 1)
+        self.assertAlmostEqual(r["liver_dice"], 1.0, places=6)
+        self.assertLess(r["tumour_dice"], 1.0)
+
+
+class Phantoms(unittest.TestCase):
+    def test_label_offset_evidence(self):
+        from anatomy import check_label_offset, LABEL_OFFSET
+        r = check_label_offset()
+        self.assertGreater(r[LABEL_OFFSET]["lung_air"], 0.9)
+        self.assertGreater(r[LABEL_OFFSET]["liver_soft"], 0.99)
+        self.assertLess(r[0]["lung_air"], 0.2)  # the header's offset (0) does not fit
+
+    def test_ct_deterministic_and_labels(self):
+        import ct_phantoms as ctp
+        a = ctp.generate_ct("test", 5, matrix_choices=(256,), slice_subset=3)
+        b = ctp.generate_ct("test", 5, matrix_choices=(256,), slice_subset=3)
+        np.testing.assert_array_equal(a.hu, b.hu)
+        self.assertTrue(set(np.unique(a.label)) <= {0, 1, 2})
+        self.assertTrue((a.label >= 1).any())
+        self.assertTrue(np.all(a.label[a.instances > 0] == 2))
+        liver = a.label >= 1
+        body_soft = (a.hu > -200) & (a.hu < 300)
+        self.assertGreater(float(np.mean(body_soft[liver])), 0.95)
+
+    def test_mr_unpaired_with_ct(self):
+        import ct_phantoms as ctp
+        import mr_phantoms as mrp
+        from anatomy import load_source
+        src = load_source()
+        for s in range(5):
+            c = ctp.draw_ct_params("train", s, src)
+            m = mrp.draw_mr_params("train", s, src)
+            self.assertNotEqual(c.pose.rotation_deg, m.pose.rotation_deg)
+            self.assertFalse({tuple(l.centre_ras) for l in c.lesions} & {tuple(l.centre_ras) for l in m.lesions})
+        st = mrp.generate_mr("test", 7, matrix_choices=(192,), slice_subset=2)
+        self.assertTrue(set(np.unique(st.label)) <= {0, 1, 2})
+        self.assertEqual(st.img.dtype, np.uint16)
+
+
+if __name__ == "__main__":
+    unittest.main()
