@@ -127,6 +127,9 @@ def dices(pred: np.ndarray, truth: np.ndarray) -> dict:
     return d
 
 
+SEG_WEIGHTS = HERE / "out" / "brats" / "brats-shaspec.pt"
+
+
 def eval_case(case: str, methods, steps: int, z_stride: int, downstream: bool, unet_route: bool = False) -> dict:
     d = bd.normalised_case(case)
     x3, b3 = d["x"], d["mask"]
@@ -142,7 +145,7 @@ def eval_case(case: str, methods, steps: int, z_stride: int, downstream: bool, u
            "steps": steps, "synthesis": {}, "seconds": {}}
     if downstream:
         seg = bn.build("brats-shaspec")
-        seg.load_state_dict(torch.load(HERE / "out" / "brats" / "brats-shaspec.pt"))
+        seg.load_state_dict(torch.load(SEG_WEIGHTS))
         seg.eval()
         _, segraw = bd.load_case_raw(case)
         truth = bd.labels_to_classes(segraw)[zs]
@@ -266,7 +269,9 @@ def merge(run: Path, dst: Path) -> dict:
         res["overall"][k] = {"psnr": _mean([r["psnr"] for r in allr]), "ssim": _mean([r["ssim"] for r in allr]),
                              "over": "all 28 (split, synthesised sequence) pairs, each the mean over the 4 cases"}
     if all("downstream" in p for p in per):
-        ds = {"model": "brats-shaspec (torch checkpoint of the exported ONNX)",
+        ds = {"model": f"brats-shaspec, torch weights {SEG_WEIGHTS.relative_to(HERE)} (default: out/brats/brats-shaspec.pt "
+                       "= version 0.1.0, the ONNX committed with sha256 fdaec8c6...; rerun with --seg-weights for "
+                       "another version)",
               "grid": "original 240 x 240 in-plane grid of the evaluated slices, Dice per case over those slices, "
                       "mean over the 4 cases; 'mean' = mean of WT, TC, ET",
               "bySplit": {}, "synthesisedAlone": {}, "trueAlone": {}}
@@ -300,7 +305,7 @@ def merge(run: Path, dst: Path) -> dict:
 
 
 def main():
-    global RUN
+    global RUN, SEG_WEIGHTS
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cases", default=None)
     ap.add_argument("--methods", default=",".join(METHODS))
@@ -313,9 +318,11 @@ def main():
     ap.add_argument("--metrics", default=str(HERE / "m2dn_metrics.json"))
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--run", default=str(RUN))
+    ap.add_argument("--seg-weights", default=str(SEG_WEIGHTS), help="brats-shaspec torch weights for the downstream part")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     RUN = Path(a.run)
+    SEG_WEIGHTS = Path(a.seg_weights).resolve()
     if a.select_steps:
         print(json.dumps(select_steps([int(s) for s in a.select_steps.split(",")], RUN)))
         return

@@ -51,9 +51,11 @@ def main():
                        "channels' reconstruction as a lower-weight self-supervised term. The synthesised images are "
                        "NOT acquired: the node must label them synthetic.",
         "inputs": {
+            "tensor": "x_t",
+            "timestepTensor": "t",
             "tensors": {"x_t": "float32 [N, 4, 128, 128]", "modality_mask": "float32 [N, 4], 1 = acquired",
                         "t": "float32 [N], the training timestep 0..T-1 as a float"},
-            "channels": [{"modality": m} for m in SEQ],
+            "channels": [{"modality": m, "sliceOffset": 0} for m in SEQ],
             "grid": {"size": [128, 128], "spacingMm": 1.875, "fieldOfViewMm": 240,
                      "placement": "same model grid as brats-shaspec: each slice of the node's reference grid "
                                   "resampled in-plane to 128 x 128, centred on the slice centre; one slice at a time"},
@@ -64,6 +66,7 @@ def main():
             "modalityMaskTensor": "modality_mask",
             "modalityMaskOrder": SEQ,
             "anyOf": SEQ,
+            "optional": SEQ,
             "needsMissing": "at least one sequence missing and one acquired (trained on the 14 such splits)",
         },
         "outputs": {
@@ -78,7 +81,7 @@ def main():
             "type": "ddim", "eta": 0, "trainSteps": mn.T_TRAIN,
             "schedule": "cosine",
             "scheduleParameters": {"s": mn.COSINE_S,
-                                   "alphasCumprod": "alphas_cumprod[t] = f(t + 1) / f(0), f(u) = cos(((u / T) + s) / "
+                                   "formula": "alphas_cumprod[t] = f(t + 1) / f(0), f(u) = cos(((u / T) + s) / "
                                                     "(1 + s) * pi / 2)^2, t = 0..T-1 (closed form, no beta clipping)"},
             "steps": steps,
             "timesteps": ts,
