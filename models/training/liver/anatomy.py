@@ -78,7 +78,7 @@ def check_label_offset() -> Dict[int, Dict[str, float]]:
 
 def load_source() -> Source:
     CACHE.mkdir(parents=True, exist_ok=True)
-    f = CACHE / "source_v1.npz"
+    f = CACHE / "source_v2.npz"
     ct = nib.load(DATA / "example_ct.nii.gz")
     lab_img = nib.load(DATA / "example_seg.nii.gz")
     nz = lab_img.shape[2]
@@ -92,7 +92,12 @@ def load_source() -> Source:
     hu = np.maximum(hu, -1024)
     lab = np.asarray(lab_img.dataobj).astype(np.uint8)
     vox = float(abs(aff[0, 0]))
-    body = ndimage.binary_fill_holes(ndimage.binary_closing(hu > -500, iterations=2), structure=np.ones((3, 3, 1)))
+    # body = the largest connected component above -500 HU (drops the CT table: air for the MRI classes), closed
+    comp, _ = ndimage.label(hu > -500)
+    sizes = np.bincount(comp.ravel())
+    sizes[0] = 0
+    body = ndimage.binary_closing(comp == int(np.argmax(sizes)), iterations=2)
+    body = ndimage.binary_fill_holes(body, structure=np.ones((3, 3, 1)))
     lm = lambda k: np.isin(lab, TS[k])  # noqa: E731
     cls = np.zeros((len(CLASSES),) + hu.shape, np.float32)
     C = {n: i for i, n in enumerate(CLASSES)}
