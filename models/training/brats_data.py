@@ -143,6 +143,7 @@ class TrainCase:
         self.brain_z = np.nonzero(area > 0.02 * GRID * GRID)[0]
         self.tumour_z = np.nonzero(self.lab.reshape(self.lab.shape[0], -1).any(1))[0]
         self.tumour_z = np.intersect1d(self.tumour_z, self.brain_z)
+        self.et_z = np.intersect1d(np.nonzero((self.lab == 3).reshape(self.lab.shape[0], -1).any(1))[0], self.brain_z)
 
 
 def bias_field(rng: np.random.Generator, strength: float) -> np.ndarray:
@@ -216,16 +217,39 @@ def random_subsets(rng: np.random.Generator, n: int) -> np.ndarray:
     return np.array([SUBSETS[i] for i in rng.integers(0, 15, n)], np.float32)
 
 
+T1C = SEQ_NAMES.index("T1c")
+
+
+def biased_subsets(rng: np.random.Generator, n: int, p_all: float, p_t1c: float) -> np.ndarray:
+    """Fine-tuning modality masks: all four with probability p_all, one of the 7 other subsets with T1c (uniform) with
+    p_t1c, else uniform over the 15 (so every subset keeps being drawn). With p_all 0.25, p_t1c 0.25: T1c present in
+    77 % of slices, all four in 28 %, each T1c-less subset in 3.3 %."""
+    with_t1c = [i for i, m in enumerate(SUBSETS) if m[T1C] > 0 and sum(m) < 4]
+    full = SUBSETS.index((1.0, 1.0, 1.0, 1.0))
+    out = []
+    for _ in range(n):
+        u = rng.random()
+        i = full if u < p_all else (with_t1c[int(rng.integers(len(with_t1c)))] if u < p_all + p_t1c else int(rng.integers(15)))
+        out.append(SUBSETS[i])
+    return np.array(out, np.float32)
+
+
 class Sampler:
     def __init__(self, cases: List[str], seed: int):
         self.rng = np.random.default_rng(seed)
         self.cases = [TrainCase(c, self.rng) for c in cases]
 
-    def batch(self, bs: int, aug: bool = True, tumour_frac: float = 0.6) -> Tuple[torch.Tensor, torch.Tensor]:
+    def batch(self, bs: int, aug: bool = True, tumour_frac: float = 0.6,
+              et_frac: float = 0.0) -> Tuple[torch.Tensor, torch.Tensor]:
+        """et_frac > 0 (fine-tuning): that fraction of slices is drawn from the slices with enhancing tumour, the
+        rest as before (tumour_frac of them from tumour slices). et_frac 0 leaves the random stream unchanged."""
         xs, ys = [], []
         for _ in range(bs):
             tc = self.cases[int(self.rng.integers(len(self.cases)))]
-            zs = tc.tumour_z if (len(tc.tumour_z) and self.rng.random() < tumour_frac) else tc.brain_z
+            if et_frac > 0 and len(tc.et_z) and self.rng.random() < et_frac:
+                zs = tc.et_z
+            else:
+                zs = tc.tumour_z if (len(tc.tumour_z) and self.rng.random() < tumour_frac) else tc.brain_z
             z = int(zs[self.rng.integers(len(zs))])
             x, y = sample_slice(tc, z, self.rng, aug)
             xs.append(x)

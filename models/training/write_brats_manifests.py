@@ -39,8 +39,24 @@ for lab in LABELS:
     lab["anatomicRegion"] = {"code": "12738006", "scheme": "SCT", "meaning": "Brain"}
 
 
+FT_DESCRIPTION = (" Fine-tuned (issue 14: the first run had not learned the enhancing class) with class-weighted "
+                  "cross-entropy, soft Dice over the classes present in the batch, T1c-biased modality subsets and "
+                  "oversampled enhancing-tumour slices.")
+
+
+def base_record(tr: dict) -> dict | None:
+    """The train.json of the run a fine-tuning started from (train_brats.py --init <run>/<name>.pt), or None."""
+    if not tr.get("init"):
+        return None
+    p = Path(tr["init"])
+    if not p.is_absolute():
+        p = HERE / p
+    return json.loads(p.with_name(p.name[:-len(".pt")] + ".train.json").read_text())
+
+
 def manifest(name: str, run: Path, metrics: dict, version: str) -> dict:
     tr = json.loads((run / f"{name}.train.json").read_text())
+    base = base_record(tr)
     onnx = MODELS_DIR / f"{name}.onnx"
     data = onnx.read_bytes()
     a = tr["args"]
@@ -82,7 +98,7 @@ def manifest(name: str, run: Path, metrics: dict, version: str) -> dict:
         "sha256": hashlib.sha256(data).hexdigest(),
         "bytes": len(data),
         "task": "brain-tumour-segmentation",
-        "description": DESCRIPTIONS[name],
+        "description": DESCRIPTIONS[name] + (FT_DESCRIPTION if base else ""),
         "inputs": inputs,
         "outputs": {
             "tensor": "logits",
@@ -106,7 +122,8 @@ def manifest(name: str, run: Path, metrics: dict, version: str) -> dict:
                             + ("; modality dropout uniform over the 15 non-empty subsets" if name == "brats-shaspec"
                                else "; no modality dropout"),
             "loss": "cross-entropy + soft Dice over the 3 tumour classes"
-                    + (" + 0.1 domain classification + 0.02 distribution alignment" if name == "brats-shaspec" else ""),
+                    + (" + 0.1 domain classification + 0.02 distribution alignment" if name == "brats-shaspec" else "")
+                    + ("; fine-tuning: see fineTuning" if base else ""),
             "iterations": tr["iterations"],
             "selectedIteration": sel["iter"],
             "slicesSeen128Equivalent": tr["slicesSeen128Equivalent"],
@@ -118,6 +135,7 @@ def manifest(name: str, run: Path, metrics: dict, version: str) -> dict:
             "minutes": a["minutes"],
             "hardware": "CPU, Debian torch 1.13, 1 thread, shared 2-core machine (both brain-tumour models trained at "
                         "the same time, beside other sessions' work)",
+            **(fine_tuning(tr, base, a) if base else {}),
         },
         "metrics": {
             "split": "test",
@@ -132,10 +150,59 @@ def manifest(name: str, run: Path, metrics: dict, version: str) -> dict:
             "full": "models/training/brats_metrics.json (per case)",
         },
         "reproduce": (f"/usr/bin/python3 models/training/brats_data.py && /usr/bin/python3 models/training/train_brats.py "
-                      f"--model {name} --minutes {a['minutes']} --val-at {a['val_at']} --val-stride {a['val_stride']} --out models/training/out/brats && "
-                      f"/usr/bin/python3 models/training/eval_brats.py --model {name} && "
-                      f"/usr/bin/python3 models/training/eval_brats.py --merge && "
-                      f"/usr/bin/python3 models/training/write_brats_manifests.py --version {version}"),
+                      f"--model {name} --minutes {(base or tr)['args']['minutes']} --val-at {(base or tr)['args']['val_at']} "
+                      f"--val-stride {(base or tr)['args']['val_stride']} --out models/training/out/brats && "
+                      + (ft_command(name, tr) + " && " if base else "")
+                      + (f"/usr/bin/python3 models/training/eval_brats.py --model {name} --run models/training/out/brats-ft && "
+                         "cp -r models/training/out/brats/eval/brats-unet4 models/training/out/brats-ft/eval/ && "
+                         "/usr/bin/python3 models/training/eval_brats.py --merge --run models/training/out/brats-ft && "
+                         f"/usr/bin/python3 models/training/write_brats_manifests.py --run models/training/out/brats-ft "
+                         f"--models {name} --version {version}" if base else
+                         f"/usr/bin/python3 models/training/eval_brats.py --model {name} && "
+                         f"/usr/bin/python3 models/training/eval_brats.py --merge && "
+                         f"/usr/bin/python3 models/training/write_brats_manifests.py --version {version}")),
+    }
+
+
+def ft_command(name: str, tr: dict) -> str:
+    a = tr["args"]
+    return (f"/usr/bin/python3 models/training/train_brats.py --model {name} --minutes {a['minutes']} "
+            f"--out models/training/out/brats-ft --export-to '' --init models/training/out/brats/{name}.pt --val-init "
+            f"--lr {a['lr']} --ce-weights {a['ce_weights']} {'--dice-present ' if a['dice_present'] else ''}"
+            f"--subset-all {a['subset_all']} --subset-t1c {a['subset_t1c']} --et-frac {a['et_frac']} "
+            f"--et-centre {a['et_centre']} --restarts {a['restarts']} --val-at {a['val_at']} --val-stride {a['val_stride']}")
+
+
+def fine_tuning(tr: dict, base: dict, a: dict) -> dict:
+    """The training block of a fine-tuned model: the first run (pretraining) and the fine-tuning stage."""
+    sel = max(tr["valHistory"], key=lambda h: h["valDice"])
+    w = [float(v) for v in a["ce_weights"].split(",")] if a["ce_weights"] else [1.0] * 4
+    p_t1c = a["subset_all"] + a["subset_t1c"] + (1 - a["subset_all"] - a["subset_t1c"]) * 8 / 15
+    return {
+        "stage": "fine-tuning from the selected checkpoint of the first run (pretraining); iterations, "
+                 "selectedIteration, valHistory, trainSeconds and minutes above are the fine-tuning's",
+        "pretraining": {k: base[k] for k in ("iterations", "selectedIteration", "slicesSeen128Equivalent", "valHistory",
+                                             "trainSeconds")}
+                       | {"minutes": base["args"]["minutes"], "lr": base["args"]["lr"],
+                          "loss": "cross-entropy + soft Dice (mean over the 3 tumour classes) + 0.1 domain + 0.02 alignment",
+                          "modalityDropout": "uniform over the 15 non-empty subsets"},
+        "fineTuning": {
+            "loss": f"class-weighted cross-entropy (background {w[0]:g}, necrotic/non-enhancing core {w[1]:g}, oedema "
+                    f"{w[2]:g}, enhancing {w[3]:g}) + soft Dice averaged over the tumour classes present in the batch"
+                    + (" (so enhancing counts as much as the whole tumour)" if a["dice_present"] else "")
+                    + " + 0.1 domain classification + 0.02 distribution alignment",
+            "modalityDropout": f"all four with p {a['subset_all']:g}, one of the 7 other subsets with T1c with p "
+                               f"{a['subset_t1c']:g}, else uniform over the 15 (T1c present in {100 * p_t1c:.0f} % of "
+                               "slices; every subset still drawn)",
+            "sampling": f"{100 * a['et_frac']:.0f} % of slices from slices with enhancing tumour, the rest as before; "
+                        f"a tumour-centred crop is centred on an enhancing pixel with p {a['et_centre']:g}",
+            "lr": f"AdamW, peak {a['lr']:g}, {a['restarts']} cosine cycle(s) with warm restart over the wall budget",
+            "init": "models/training/out/brats/brats-shaspec.pt (iteration "
+                    f"{base['selectedIteration']} of the first run)",
+            "selectedBy": "VAL, the same criterion; the initial weights were a candidate too (iteration 0)",
+            "keptInitialWeights": sel["iter"] == 0,
+        },
+        "totalTrainSeconds": base["trainSeconds"] + tr["trainSeconds"],
     }
 
 
