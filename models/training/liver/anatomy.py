@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
-import nibabel as nib
 from scipy import ndimage
 
 HERE = Path(__file__).resolve().parent
@@ -64,6 +63,7 @@ class Source:
 
 def check_label_offset() -> Dict[int, Dict[str, float]]:
     """Label/CT agreement per candidate slice offset (the evidence for LABEL_OFFSET)."""
+    import nibabel as nib
     hu = np.asarray(nib.load(DATA / "example_ct.nii.gz").dataobj).astype(np.float32)
     lab = np.asarray(nib.load(DATA / "example_seg.nii.gz").dataobj)
     lung, liv = np.isin(lab, TS["lung"]), lab == 5
@@ -76,18 +76,28 @@ def check_label_offset() -> Dict[int, Dict[str, float]]:
     return out
 
 
+_SOURCE: Optional[Source] = None
+
+
 def load_source() -> Source:
+    """The labelled slab as a Source (cached in ../cache/liver/source_v3.npz: carrying that one file is enough to
+    generate phantoms on a machine without ../shared/data; memoised per process)."""
+    global _SOURCE
+    if _SOURCE is not None:
+        return _SOURCE
     CACHE.mkdir(parents=True, exist_ok=True)
-    f = CACHE / "source_v2.npz"
+    f = CACHE / "source_v3.npz"
+    if f.exists():
+        z = np.load(f)
+        _SOURCE = Source(hu=z["hu"], labels=z["labels"], liver=z["liver"], classes=z["classes"], affine=z["affine"],
+                         liver_idx=z["liver_idx"], liver_dist=z["liver_dist"])
+        return _SOURCE
+    import nibabel as nib  # only to build the cache: a machine with the cache needs numpy, scipy, torch
     ct = nib.load(DATA / "example_ct.nii.gz")
     lab_img = nib.load(DATA / "example_seg.nii.gz")
     nz = lab_img.shape[2]
     aff = ct.affine.copy()
     aff[:3, 3] = ct.affine[:3, :3] @ np.array([0, 0, LABEL_OFFSET]) + ct.affine[:3, 3]
-    if f.exists():
-        z = np.load(f)
-        return Source(hu=z["hu"], labels=z["labels"], liver=z["liver"], classes=z["classes"], affine=aff,
-                      liver_idx=z["liver_idx"], liver_dist=z["liver_dist"])
     hu = np.asarray(ct.dataobj).astype(np.float32)[:, :, LABEL_OFFSET:LABEL_OFFSET + nz]
     hu = np.maximum(hu, -1024)
     lab = np.asarray(lab_img.dataobj).astype(np.uint8)
@@ -124,7 +134,7 @@ def load_source() -> Source:
     dist = ndimage.distance_transform_edt(lab == 5) * vox
     idx = np.argwhere(dist >= 2 * vox).astype(np.int16)
     np.savez_compressed(f, hu=hu, labels=lab, liver=liver, classes=cls.astype(np.float32), liver_idx=idx,
-                        liver_dist=dist[tuple(idx.T)].astype(np.float32))
+                        liver_dist=dist[tuple(idx.T)].astype(np.float32), affine=aff)
     return load_source()
 
 
