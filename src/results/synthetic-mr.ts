@@ -76,6 +76,8 @@ export interface SyntheticSequenceInput extends CommonInput {
   sequence: TumourSequence;
   /** Sampler in words for DerivationDescription, e.g. "DDIM 10 steps, eta 0, seed 1". */
   method?: string;
+  /** What the model's own test split measured for this sequence (ImageComments), e.g. the lesion lost on it. */
+  qualityNote?: string;
 }
 
 export interface FusedInput extends CommonInput {
@@ -326,6 +328,7 @@ export function writeSyntheticSequence(input: SyntheticSequenceInput): Synthetic
     `It may show or hide findings the true ${name} would not: do not read it as an acquired ${name}.`;
   const comments = [
     `SYNTHETIC ${name} (AI-generated, not acquired).`,
+    input.qualityNote ?? '',
     provenanceSummary(p),
     input.deployment.disclaimer ?? '',
   ].filter(Boolean).join(' ');

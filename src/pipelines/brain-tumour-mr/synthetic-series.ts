@@ -112,6 +112,21 @@ export function measuredRoute(m: ModelManifest | undefined): { route: SegmentRou
   return { route: 'acquired-only', reason: `no measured route in the ${m?.name ?? 'synthesis'} manifest: acquired-only` };
 }
 
+/**
+ * The synthesis model's own hallucination check for one sequence (metrics.downstream.synthesisedAlone /
+ * trueAlone of its manifest: the tumour segmented on the synthetic image alone vs on the true one, BraTS
+ * TEST split), in words for the synthetic series' ImageComments; undefined when the manifest has none.
+ */
+export function qualityNoteOf(m: ModelManifest | undefined, q: TumourSequence): string | undefined {
+  const raw = m as unknown as { metrics?: { downstream?: { synthesisedAlone?: Record<string, { WT?: number }>; trueAlone?: Record<string, { WT?: number }> } } } | undefined;
+  const d = raw?.metrics?.downstream;
+  const pick = (r?: Record<string, { WT?: number }>) => Object.entries(r ?? {}).find(([k]) => k.toUpperCase() === q.toUpperCase())?.[1]?.WT;
+  const syn = pick(d?.synthesisedAlone);
+  const acq = pick(d?.trueAlone);
+  if (typeof syn !== 'number' || typeof acq !== 'number') return undefined;
+  return `Measured for ${m!.name} ${m!.version} on the BraTS TEST split: the tumour segmented on this synthetic ${q} alone matched the expert whole tumour with Dice ${syn.toFixed(2)}, on the acquired ${q} alone ${acq.toFixed(2)}.`;
+}
+
 /** The model-grid channels [S, C, H, W] in the manifest's channel order, and the modality-mask row. */
 function modelInputs(
   m: ModelManifest,
@@ -313,6 +328,7 @@ export async function synthesisStage(input: SynthesisStageInput): Promise<Synthe
           provenance: provenanceOf(deps, synModel, sourceUids, input.tStart, true),
           deployment: dep,
           method,
+          qualityNote: qualityNoteOf(synModel.manifest, q),
           options: { seriesNumber: base + 13 + TUMOUR_SEQUENCES.indexOf(q) },
         });
         written.push({ q, series, ms: performance.now() - t });
