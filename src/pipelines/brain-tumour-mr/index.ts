@@ -258,11 +258,22 @@ export async function segmentTumour(
 
 const r2 = (x: number): number => Math.round(x * 100) / 100;
 
-/** The manifest's test-split enhancing-tumour Dice with all four sequences (metrics['1mm']['FLAIR+T1+T1c+T2'].ET.dice), if given. */
-function testSplitEtDice(m: ModelManifest): number | undefined {
+/** The manifest's own test-split enhancing-tumour Dice with all four sequences (metrics['1mm']['FLAIR+T1+T1c+T2'].ET.dice), if it states one. */
+export function testSplitEtDice(m: ModelManifest): number | undefined {
   const metrics = (m as unknown as { metrics?: Record<string, Record<string, { ET?: { dice?: unknown } }>> }).metrics;
   const d = metrics?.['1mm']?.['FLAIR+T1+T1c+T2']?.ET?.dice;
   return typeof d === 'number' ? d : undefined;
+}
+
+/** Below this test-split ET Dice the outcome says the model's enhancing tumour is not reliable. */
+export const ET_RELIABLE_DICE = 0.2;
+
+/** The outcome's caveat on enhancing tumour: present iff the manifest states a test-split ET Dice below ET_RELIABLE_DICE. */
+export function enhancingTumourCaveat(m: ModelManifest): string | undefined {
+  const etDice = testSplitEtDice(m);
+  return etDice !== undefined && etDice < ET_RELIABLE_DICE
+    ? `enhancing tumour from ${m.name} ${m.version} is not reliable (test-split ET Dice ${etDice.toFixed(2)} with all four sequences: models/README.md)`
+    : undefined;
 }
 
 export const brainTumourMr: Task<BrainTumourPlan> = {
@@ -331,11 +342,7 @@ export const brainTumourMr: Task<BrainTumourPlan> = {
     };
     const seqNote = `sequences present ${seg.present.join(', ')}${seg.missing.length ? `; missing ${seg.missing.join(', ')} (${synthesised.length ? `synthesised ${synthesised.join(', ')} given to the model` : 'the model did without'})` : ''}; reference ${seg.grid.reference}`;
     const fallback = plan.fallbackFrom ? `route model ${plan.fallbackFrom} needs all four sequences: ${plan.model} ran instead` : undefined;
-    const etDice = testSplitEtDice(model.manifest);
-    const etCaveat =
-      etDice !== undefined && etDice < 0.2
-        ? `enhancing tumour from ${model.manifest.name} ${model.manifest.version} is not reliable (test-split ET Dice ${etDice.toFixed(2)} with all four sequences: models/README.md)`
-        : undefined;
+    const etCaveat = enhancingTumourCaveat(model.manifest);
     const note = [seqNote, fallback, etCaveat].filter(Boolean).join('; ');
     return {
       objects: [
