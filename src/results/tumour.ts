@@ -27,22 +27,25 @@
  * used / missing / synthesised are written as Algorithm Parameters in every group and as comments in
  * Qualitative Evaluations.
  */
-import { newUid, str, writePart10, type NaturalDataset } from '../dicom/dcmjs';
+import { newUid, writePart10, type NaturalDataset } from '../dicom/dcmjs';
 import type { Volume } from '../types';
-import { CodedConcept, Codes, codeSeq } from './codes';
-import { copyPatientStudy, ds, formatMl, lo, validateDeployment, type DeploymentOptions } from './common';
-import {
-  deviceUidForModel,
-  contributingEquipmentItem,
-  dicomDateTime,
-  isValidUid,
-  provenanceSummary,
-  purposeFor,
-  validateProvenance,
-  type Provenance,
-} from './provenance';
+import { Codes } from './codes';
+import { ds, formatMl, lo, validateDeployment, type DeploymentOptions } from './common';
+import { isValidUid, provenanceSummary, validateProvenance, type Provenance } from './provenance';
 import { buildSegDataset, SEG_SOP_CLASS_UID, type SegmentDescription, type SegOptions, type SegResult } from './seg';
-import { COMPREHENSIVE_SR, type MeasurementSrResult } from './sr';
+import {
+  codeItem,
+  container,
+  instancesBySeries,
+  item,
+  measurementReportContent,
+  measurementReportDataset,
+  measurementSrResult,
+  segmentedVolumeItem,
+  text,
+  uidref,
+  type MeasurementSrResult,
+} from './sr';
 
 export type TumourSequence = 'FLAIR' | 'T1' | 'T1C' | 'T2';
 export const TUMOUR_SEQUENCES: readonly TumourSequence[] = ['FLAIR', 'T1', 'T1C', 'T2'];
@@ -224,27 +227,6 @@ export function buildTumourSeg(input: TumourResultInput): { seg: SegResult; volu
   return { seg, volumes };
 }
 
-// ---- SR content items (same shapes as sr/index.ts) ----
-type Rel = 'CONTAINS' | 'HAS OBS CONTEXT' | 'HAS CONCEPT MOD';
-function item(rel: Rel, valueType: string, name: CodedConcept, value: NaturalDataset): NaturalDataset {
-  return { RelationshipType: rel, ValueType: valueType, ConceptNameCodeSequence: codeSeq(name), ...value };
-}
-const text = (rel: Rel, name: CodedConcept, v: string): NaturalDataset => item(rel, 'TEXT', name, { TextValue: v });
-const codeItem = (rel: Rel, name: CodedConcept, v: CodedConcept): NaturalDataset => item(rel, 'CODE', name, { ConceptCodeSequence: codeSeq(v) });
-const uidref = (rel: Rel, name: CodedConcept, v: string): NaturalDataset => item(rel, 'UIDREF', name, { UID: v });
-function container(rel: Rel, name: CodedConcept, children: NaturalDataset[]): NaturalDataset {
-  return item(rel, 'CONTAINER', name, { ContinuityOfContent: 'SEPARATE', ContentSequence: children });
-}
-function volumeItem(ml: number): NaturalDataset {
-  if (!Number.isFinite(ml) || ml < 0) throw new Error(`volume ${ml} mL is not a non-negative number`);
-  return {
-    ...item('CONTAINS', 'NUM', Codes.Volume, {
-      MeasuredValueSequence: [{ NumericValue: ds(Math.round(ml * 1e4) / 1e4), MeasurementUnitsCodeSequence: codeSeq(Codes.Milliliter) }],
-    }),
-    ContentSequence: [codeItem('HAS CONCEPT MOD', Codes.MeasurementMethod, Codes.SumOfSegmentedVoxelVolumes)],
-  };
-}
-
 /** The TID 1500 measurement report for a tumour SEG written by buildTumourSeg. */
 export function buildTumourSr(
   input: TumourResultInput,
@@ -262,21 +244,8 @@ export function buildTumourSr(
   if (!sourceHeader) throw new Error(`no source header for ${slices[0].sopInstanceUid}`);
   const o = input.options?.sr ?? {};
   const now = o.now ?? new Date();
-  const t = dicomDateTime(now);
-  const studyUid = str(sourceHeader, 'StudyInstanceUID');
 
-  const bySeries = new Map<string, Map<string, string>>();
-  for (const s of slices) {
-    let m = bySeries.get(s.seriesInstanceUid);
-    if (!m) bySeries.set(s.seriesInstanceUid, (m = new Map()));
-    m.set(s.sopInstanceUid, s.sopClassUid);
-  }
-  const images: NaturalDataset[] = [];
-  for (const m of bySeries.values()) {
-    for (const [uid, cls] of m) {
-      images.push({ RelationshipType: 'CONTAINS', ValueType: 'IMAGE', ReferencedSOPSequence: [{ ReferencedSOPClassUID: cls, ReferencedSOPInstanceUID: uid }] });
-    }
-  }
+  const bySeries = instancesBySeries(slices);
 
   const params = sequencesText(sequences);
   const segs = brainTumourSegments(input.algorithmName, input.algorithmVersion);
@@ -303,7 +272,7 @@ export function buildTumourSr(
       }),
       uidref('CONTAINS', Codes.SourceSeriesForSegmentation, slices[0].seriesInstanceUid),
       ...algorithm(),
-      volumeItem(ml),
+      segmentedVolumeItem(Codes.Volume, ml),
     ]);
   };
   /**
@@ -315,7 +284,7 @@ export function buildTumourSr(
       ...tracking(label),
       codeItem('CONTAINS', Codes.Finding, Codes.Neoplasm),
       ...algorithm(),
-      volumeItem(ml),
+      segmentedVolumeItem(Codes.Volume, ml),
       text(
         'CONTAINS',
         Codes.Comment,
@@ -350,65 +319,22 @@ export function buildTumourSr(
     deployment.disclaimer ?? '',
   ].filter(Boolean);
 
-  const content: NaturalDataset[] = [
-    codeItem('HAS CONCEPT MOD', Codes.LanguageOfContent, Codes.English),
-    codeItem('HAS OBS CONTEXT', Codes.ObserverType, Codes.Device),
-    uidref('HAS OBS CONTEXT', Codes.DeviceObserverUid, deviceUidForModel(provenance)),
-    text('HAS OBS CONTEXT', Codes.DeviceObserverName, lo(provenance.nodeName)),
-    text('HAS OBS CONTEXT', Codes.DeviceObserverManufacturer, lo(deployment.manufacturer)),
-    text('HAS OBS CONTEXT', Codes.DeviceObserverModelName, lo(provenance.modelName)),
-    codeItem('HAS CONCEPT MOD', Codes.ProcedureReported, Codes.MagneticResonanceImaging),
-    container('CONTAINS', Codes.ImageLibrary, [container('CONTAINS', Codes.ImageLibraryGroup, images)]),
-    container('CONTAINS', Codes.ImagingMeasurements, groups),
-    container('CONTAINS', Codes.QualitativeEvaluations, evaluations.map((e) => text('CONTAINS', Codes.Comment, e.slice(0, 1024)))),
-  ];
-
-  const evidenceSeries: NaturalDataset[] = [...bySeries.entries()].map(([seriesUid, m]) => ({
-    SeriesInstanceUID: seriesUid,
-    ReferencedSOPSequence: [...m.entries()].map(([uid, cls]) => ({ ReferencedSOPClassUID: cls, ReferencedSOPInstanceUID: uid })),
-  }));
-  evidenceSeries.push({
-    SeriesInstanceUID: seg.seriesInstanceUid,
-    ReferencedSOPSequence: [{ ReferencedSOPClassUID: SEG_SOP_CLASS_UID, ReferencedSOPInstanceUID: seg.sopInstanceUid }],
-  });
-
+  const content = measurementReportContent({ provenance, deployment, procedure: Codes.MagneticResonanceImaging, bySeries, groups, evaluations });
   const syn = order(sequences.synthesised ?? []);
-  const dataset: NaturalDataset = {
-    ...copyPatientStudy(sourceHeader),
-    SOPClassUID: COMPREHENSIVE_SR,
-    SOPInstanceUID: newUid(),
-    InstanceCreationDate: t.date,
-    InstanceCreationTime: t.time,
-    Modality: 'SR',
-    SeriesInstanceUID: o.seriesInstanceUid ?? newUid(),
-    SeriesNumber: o.seriesNumber ?? 914,
-    SeriesDate: t.date,
-    SeriesTime: t.time,
-    SeriesDescription: lo(
+  const dataset = measurementReportDataset({
+    sourceHeader,
+    bySeries,
+    seg: { sopInstanceUid: seg.sopInstanceUid, seriesInstanceUid: seg.seriesInstanceUid, sopClassUid: SEG_SOP_CLASS_UID },
+    content,
+    provenance,
+    deployment,
+    now,
+    seriesInstanceUid: o.seriesInstanceUid,
+    seriesNumber: o.seriesNumber ?? 914,
+    seriesDescription:
       o.seriesDescription ??
-        `${provenance.synthetic ? 'SYNTHETIC-INPUT ' : ''}AI tumour measurements WT ${volumes.wholeTumour.toFixed(1)} mL${syn.length ? ` (synth ${syn.join('+')})` : ''}`,
-    ),
-    ReferencedPerformedProcedureStepSequence: [],
-    Manufacturer: lo(deployment.manufacturer),
-    ManufacturerModelName: lo(deployment.manufacturerModelName),
-    SoftwareVersions: lo(deployment.softwareVersions),
-    InstanceNumber: 1,
-    CompletionFlag: 'COMPLETE',
-    VerificationFlag: 'UNVERIFIED',
-    ContentDate: t.date,
-    ContentTime: t.time,
-    PerformedProcedureCodeSequence: [],
-    CurrentRequestedProcedureEvidenceSequence: [{ StudyInstanceUID: studyUid, ReferencedSeriesSequence: evidenceSeries }],
-    ValueType: 'CONTAINER',
-    ConceptNameCodeSequence: codeSeq(Codes.ImagingMeasurementReport),
-    ContinuityOfContent: 'SEPARATE',
-    ContentTemplateSequence: [{ MappingResource: 'DCMR', TemplateIdentifier: '1500' }],
-    ContentSequence: content,
-    ContributingEquipmentSequence: [
-      contributingEquipmentItem(provenance, purposeFor(false), { manufacturer: deployment.manufacturer, institutionName: deployment.institutionName }, now),
-    ],
-  };
-  if (deployment.institutionName) dataset.InstitutionName = lo(deployment.institutionName);
+      `${provenance.synthetic ? 'SYNTHETIC-INPUT ' : ''}AI tumour measurements WT ${volumes.wholeTumour.toFixed(1)} mL${syn.length ? ` (synth ${syn.join('+')})` : ''}`,
+  });
   return { dataset };
 }
 
@@ -418,7 +344,7 @@ export function writeTumourResults(input: TumourResultInput): TumourResults {
   const { dataset } = buildTumourSr(input, seg, volumes);
   return {
     seg,
-    sr: { part10: writePart10(dataset), sopInstanceUid: String(dataset.SOPInstanceUID), seriesInstanceUid: String(dataset.SeriesInstanceUID) },
+    sr: measurementSrResult(dataset),
     volumes,
   };
 }

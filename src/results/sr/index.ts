@@ -68,24 +68,153 @@ export interface MeasurementSrResult {
   seriesInstanceUid: string;
 }
 
-type Rel = 'CONTAINS' | 'HAS OBS CONTEXT' | 'HAS CONCEPT MOD' | 'HAS ACQ CONTEXT' | 'INFERRED FROM';
+// ---- SR content-item builders, shared by the stroke (this file) and tumour (../tumour.ts) reports ----
+export type Rel = 'CONTAINS' | 'HAS OBS CONTEXT' | 'HAS CONCEPT MOD' | 'HAS ACQ CONTEXT' | 'INFERRED FROM';
 
-function item(rel: Rel, valueType: string, name: CodedConcept, value: NaturalDataset): NaturalDataset {
+export function item(rel: Rel, valueType: string, name: CodedConcept, value: NaturalDataset): NaturalDataset {
   return { RelationshipType: rel, ValueType: valueType, ConceptNameCodeSequence: codeSeq(name), ...value };
 }
-const text = (rel: Rel, name: CodedConcept, v: string): NaturalDataset => item(rel, 'TEXT', name, { TextValue: v });
-const codeItem = (rel: Rel, name: CodedConcept, v: CodedConcept): NaturalDataset => item(rel, 'CODE', name, { ConceptCodeSequence: codeSeq(v) });
-const uidref = (rel: Rel, name: CodedConcept, v: string): NaturalDataset => item(rel, 'UIDREF', name, { UID: v });
-function container(rel: Rel, name: CodedConcept, children: NaturalDataset[]): NaturalDataset {
+export const text = (rel: Rel, name: CodedConcept, v: string): NaturalDataset => item(rel, 'TEXT', name, { TextValue: v });
+export const codeItem = (rel: Rel, name: CodedConcept, v: CodedConcept): NaturalDataset =>
+  item(rel, 'CODE', name, { ConceptCodeSequence: codeSeq(v) });
+export const uidref = (rel: Rel, name: CodedConcept, v: string): NaturalDataset => item(rel, 'UIDREF', name, { UID: v });
+export function container(rel: Rel, name: CodedConcept, children: NaturalDataset[]): NaturalDataset {
   return item(rel, 'CONTAINER', name, { ContinuityOfContent: 'SEPARATE', ContentSequence: children });
 }
-function numItem(name: CodedConcept, value: number, unit: CodedConcept, mods: NaturalDataset[] = []): NaturalDataset {
+export function numItem(name: CodedConcept, value: number, unit: CodedConcept, mods: NaturalDataset[] = []): NaturalDataset {
   if (!Number.isFinite(value) || value < 0) throw new Error(`measurement ${name.meaning}: ${value} is not a non-negative number`);
   const n = item('CONTAINS', 'NUM', name, {
     MeasuredValueSequence: [{ NumericValue: ds(Math.round(value * 1e4) / 1e4), MeasurementUnitsCodeSequence: codeSeq(unit) }],
   });
   if (mods.length) n.ContentSequence = mods;
   return n;
+}
+/** A volume in mL (UCUM "ml"), method "Sum of segmented voxel volumes". */
+export function segmentedVolumeItem(name: CodedConcept, ml: number): NaturalDataset {
+  return numItem(name, ml, Codes.Milliliter, [codeItem('HAS CONCEPT MOD', Codes.MeasurementMethod, Codes.SumOfSegmentedVoxelVolumes)]);
+}
+
+/** Distinct source instances (SOPInstanceUID -> SOPClassUID), grouped by series, in slice order. */
+export function instancesBySeries(slices: SliceSource[]): Map<string, Map<string, string>> {
+  const bySeries = new Map<string, Map<string, string>>();
+  for (const s of slices) {
+    let m = bySeries.get(s.seriesInstanceUid);
+    if (!m) bySeries.set(s.seriesInstanceUid, (m = new Map()));
+    m.set(s.sopInstanceUid, s.sopClassUid);
+  }
+  return bySeries;
+}
+
+/**
+ * The document content of a TID 1500 report: language, device observer (TID 1004), procedure reported,
+ * Image Library (every source instance), Imaging Measurements (the groups) and Qualitative Evaluations
+ * (one Comment per evaluation, at most 1024 characters).
+ */
+export function measurementReportContent(args: {
+  provenance: Provenance;
+  deployment: DeploymentOptions;
+  procedure: CodedConcept;
+  bySeries: Map<string, Map<string, string>>;
+  groups: NaturalDataset[];
+  evaluations: string[];
+}): NaturalDataset[] {
+  const { provenance, deployment } = args;
+  const images: NaturalDataset[] = [];
+  for (const m of args.bySeries.values()) {
+    for (const [uid, cls] of m) {
+      images.push({
+        RelationshipType: 'CONTAINS',
+        ValueType: 'IMAGE',
+        ReferencedSOPSequence: [{ ReferencedSOPClassUID: cls, ReferencedSOPInstanceUID: uid }],
+      });
+    }
+  }
+  return [
+    codeItem('HAS CONCEPT MOD', Codes.LanguageOfContent, Codes.English),
+    codeItem('HAS OBS CONTEXT', Codes.ObserverType, Codes.Device),
+    uidref('HAS OBS CONTEXT', Codes.DeviceObserverUid, deviceUidForModel(provenance)),
+    text('HAS OBS CONTEXT', Codes.DeviceObserverName, lo(provenance.nodeName)),
+    text('HAS OBS CONTEXT', Codes.DeviceObserverManufacturer, lo(deployment.manufacturer)),
+    text('HAS OBS CONTEXT', Codes.DeviceObserverModelName, lo(provenance.modelName)),
+    codeItem('HAS CONCEPT MOD', Codes.ProcedureReported, args.procedure),
+    container('CONTAINS', Codes.ImageLibrary, [container('CONTAINS', Codes.ImageLibraryGroup, images)]),
+    container('CONTAINS', Codes.ImagingMeasurements, args.groups),
+    container('CONTAINS', Codes.QualitativeEvaluations, args.evaluations.map((e) => text('CONTAINS', Codes.Comment, e.slice(0, 1024)))),
+  ];
+}
+
+/**
+ * The Comprehensive SR dataset of a TID 1500 report: patient/study from the source header, SR Document
+ * Series / General / Content, the evidence (every source instance by series, then the SEG), contributing
+ * equipment.
+ */
+export function measurementReportDataset(args: {
+  sourceHeader: NaturalDataset;
+  bySeries: Map<string, Map<string, string>>;
+  seg: { sopInstanceUid: string; seriesInstanceUid: string; sopClassUid: string };
+  content: NaturalDataset[];
+  provenance: Provenance;
+  deployment: DeploymentOptions;
+  now: Date;
+  seriesInstanceUid?: string;
+  seriesNumber: number;
+  seriesDescription: string;
+}): NaturalDataset {
+  const { provenance, deployment, seg, now } = args;
+  const t = dicomDateTime(now);
+  const evidenceSeries: NaturalDataset[] = [...args.bySeries.entries()].map(([seriesUid, m]) => ({
+    SeriesInstanceUID: seriesUid,
+    ReferencedSOPSequence: [...m.entries()].map(([uid, cls]) => ({ ReferencedSOPClassUID: cls, ReferencedSOPInstanceUID: uid })),
+  }));
+  evidenceSeries.push({
+    SeriesInstanceUID: seg.seriesInstanceUid,
+    ReferencedSOPSequence: [{ ReferencedSOPClassUID: seg.sopClassUid, ReferencedSOPInstanceUID: seg.sopInstanceUid }],
+  });
+  const dataset: NaturalDataset = {
+    ...copyPatientStudy(args.sourceHeader),
+    SOPClassUID: COMPREHENSIVE_SR,
+    SOPInstanceUID: newUid(),
+    InstanceCreationDate: t.date,
+    InstanceCreationTime: t.time,
+    Modality: 'SR',
+    SeriesInstanceUID: args.seriesInstanceUid ?? newUid(),
+    SeriesNumber: args.seriesNumber,
+    SeriesDate: t.date,
+    SeriesTime: t.time,
+    SeriesDescription: lo(args.seriesDescription),
+    ReferencedPerformedProcedureStepSequence: [],
+    Manufacturer: lo(deployment.manufacturer),
+    ManufacturerModelName: lo(deployment.manufacturerModelName),
+    SoftwareVersions: lo(deployment.softwareVersions),
+    InstanceNumber: 1,
+    CompletionFlag: 'COMPLETE',
+    VerificationFlag: 'UNVERIFIED',
+    ContentDate: t.date,
+    ContentTime: t.time,
+    PerformedProcedureCodeSequence: [],
+    CurrentRequestedProcedureEvidenceSequence: [
+      { StudyInstanceUID: str(args.sourceHeader, 'StudyInstanceUID'), ReferencedSeriesSequence: evidenceSeries },
+    ],
+    ValueType: 'CONTAINER',
+    ConceptNameCodeSequence: codeSeq(Codes.ImagingMeasurementReport),
+    ContinuityOfContent: 'SEPARATE',
+    ContentTemplateSequence: [{ MappingResource: 'DCMR', TemplateIdentifier: '1500' }],
+    ContentSequence: args.content,
+    ContributingEquipmentSequence: [
+      contributingEquipmentItem(provenance, purposeFor(false), { manufacturer: deployment.manufacturer, institutionName: deployment.institutionName }, now),
+    ],
+  };
+  if (deployment.institutionName) dataset.InstitutionName = lo(deployment.institutionName);
+  return dataset;
+}
+
+/** The Part 10 bytes and UIDs of a report dataset. */
+export function measurementSrResult(dataset: NaturalDataset): MeasurementSrResult {
+  return {
+    part10: writePart10(dataset),
+    sopInstanceUid: String(dataset.SOPInstanceUID),
+    seriesInstanceUid: String(dataset.SeriesInstanceUID),
+  };
 }
 
 export function buildMeasurementSr(input: MeasurementSrInput): { dataset: NaturalDataset } {
@@ -96,38 +225,16 @@ export function buildMeasurementSr(input: MeasurementSrInput): { dataset: Natura
   if (input.sourceSlices.length === 0) throw new Error('no source slices');
   const o = input.options ?? {};
   const now = o.now ?? new Date();
-  const t = dicomDateTime(now);
   const segClass = seg.sopClassUid ?? '1.2.840.10008.5.1.4.1.1.66.4';
   const segmentNumber = seg.segmentNumber ?? 1;
-  const studyUid = str(input.sourceHeader, 'StudyInstanceUID');
   const modality = str(input.sourceHeader, 'Modality');
   const procedure = input.procedureReported ?? (modality === 'CT' ? Codes.ComputedTomography : Codes.MagneticResonanceImaging);
 
-  // distinct source instances, by series
-  const bySeries = new Map<string, Map<string, string>>();
-  for (const s of input.sourceSlices) {
-    let m = bySeries.get(s.seriesInstanceUid);
-    if (!m) bySeries.set(s.seriesInstanceUid, (m = new Map()));
-    m.set(s.sopInstanceUid, s.sopClassUid);
-  }
-  const images: NaturalDataset[] = [];
-  for (const m of bySeries.values()) {
-    for (const [uid, cls] of m) {
-      images.push({
-        RelationshipType: 'CONTAINS',
-        ValueType: 'IMAGE',
-        ReferencedSOPSequence: [{ ReferencedSOPClassUID: cls, ReferencedSOPInstanceUID: uid }],
-      });
-    }
-  }
-
-  const deviceUid = deviceUidForModel(provenance);
+  const bySeries = instancesBySeries(input.sourceSlices);
   const coreItems: NaturalDataset[] = [];
   if (input.core) {
     coreItems.push(
-      numItem(input.core.region === 'lesion' ? Codes.LesionVolumeAdcBelow620 : Codes.BrainVolumeAdcBelow620, input.core.volumeMl, Codes.Milliliter, [
-        codeItem('HAS CONCEPT MOD', Codes.MeasurementMethod, Codes.SumOfSegmentedVoxelVolumes),
-      ]),
+      segmentedVolumeItem(input.core.region === 'lesion' ? Codes.LesionVolumeAdcBelow620 : Codes.BrainVolumeAdcBelow620, input.core.volumeMl),
     );
   }
   const group = container('CONTAINS', Codes.MeasurementGroup, [
@@ -141,9 +248,7 @@ export function buildMeasurementSr(input: MeasurementSrInput): { dataset: Natura
     codeItem('HAS CONCEPT MOD', Codes.FindingSite, input.findingSite ?? Codes.Brain),
     text('HAS CONCEPT MOD', Codes.AlgorithmName, lo(input.algorithmName)),
     text('HAS CONCEPT MOD', Codes.AlgorithmVersion, lo(input.algorithmVersion)),
-    numItem(Codes.Volume, input.lesionVolumeMl, Codes.Milliliter, [
-      codeItem('HAS CONCEPT MOD', Codes.MeasurementMethod, Codes.SumOfSegmentedVoxelVolumes),
-    ]),
+    segmentedVolumeItem(Codes.Volume, input.lesionVolumeMl),
     ...coreItems,
   ]);
   const evaluations = [
@@ -155,70 +260,23 @@ export function buildMeasurementSr(input: MeasurementSrInput): { dataset: Natura
     deployment.disclaimer ?? '',
   ].filter(Boolean);
 
-  const content: NaturalDataset[] = [
-    codeItem('HAS CONCEPT MOD', Codes.LanguageOfContent, Codes.English),
-    codeItem('HAS OBS CONTEXT', Codes.ObserverType, Codes.Device),
-    uidref('HAS OBS CONTEXT', Codes.DeviceObserverUid, deviceUid),
-    text('HAS OBS CONTEXT', Codes.DeviceObserverName, lo(provenance.nodeName)),
-    text('HAS OBS CONTEXT', Codes.DeviceObserverManufacturer, lo(deployment.manufacturer)),
-    text('HAS OBS CONTEXT', Codes.DeviceObserverModelName, lo(provenance.modelName)),
-    codeItem('HAS CONCEPT MOD', Codes.ProcedureReported, procedure),
-    container('CONTAINS', Codes.ImageLibrary, [container('CONTAINS', Codes.ImageLibraryGroup, images)]),
-    container('CONTAINS', Codes.ImagingMeasurements, [group]),
-    container('CONTAINS', Codes.QualitativeEvaluations, evaluations.map((e) => text('CONTAINS', Codes.Comment, e.slice(0, 1024)))),
-  ];
-
-  const evidenceSeries: NaturalDataset[] = [...bySeries.entries()].map(([seriesUid, m]) => ({
-    SeriesInstanceUID: seriesUid,
-    ReferencedSOPSequence: [...m.entries()].map(([uid, cls]) => ({ ReferencedSOPClassUID: cls, ReferencedSOPInstanceUID: uid })),
-  }));
-  evidenceSeries.push({
-    SeriesInstanceUID: seg.seriesInstanceUid,
-    ReferencedSOPSequence: [{ ReferencedSOPClassUID: segClass, ReferencedSOPInstanceUID: seg.sopInstanceUid }],
-  });
-
+  const content = measurementReportContent({ provenance, deployment, procedure, bySeries, groups: [group], evaluations });
   const volText = `${input.lesionVolumeMl.toFixed(1)} mL`;
-  const dataset: NaturalDataset = {
-    ...copyPatientStudy(input.sourceHeader),
-    SOPClassUID: COMPREHENSIVE_SR,
-    SOPInstanceUID: newUid(),
-    InstanceCreationDate: t.date,
-    InstanceCreationTime: t.time,
-    Modality: 'SR',
-    SeriesInstanceUID: o.seriesInstanceUid ?? newUid(),
-    SeriesNumber: o.seriesNumber ?? 904,
-    SeriesDate: t.date,
-    SeriesTime: t.time,
-    SeriesDescription: lo(o.seriesDescription ?? `${provenance.synthetic ? 'SYNTHETIC-INPUT ' : ''}AI stroke measurements ${volText}`),
-    ReferencedPerformedProcedureStepSequence: [],
-    Manufacturer: lo(deployment.manufacturer),
-    ManufacturerModelName: lo(deployment.manufacturerModelName),
-    SoftwareVersions: lo(deployment.softwareVersions),
-    InstanceNumber: 1,
-    CompletionFlag: 'COMPLETE',
-    VerificationFlag: 'UNVERIFIED',
-    ContentDate: t.date,
-    ContentTime: t.time,
-    PerformedProcedureCodeSequence: [],
-    CurrentRequestedProcedureEvidenceSequence: [{ StudyInstanceUID: studyUid, ReferencedSeriesSequence: evidenceSeries }],
-    ValueType: 'CONTAINER',
-    ConceptNameCodeSequence: codeSeq(Codes.ImagingMeasurementReport),
-    ContinuityOfContent: 'SEPARATE',
-    ContentTemplateSequence: [{ MappingResource: 'DCMR', TemplateIdentifier: '1500' }],
-    ContentSequence: content,
-    ContributingEquipmentSequence: [
-      contributingEquipmentItem(provenance, purposeFor(false), { manufacturer: deployment.manufacturer, institutionName: deployment.institutionName }, now),
-    ],
-  };
-  if (deployment.institutionName) dataset.InstitutionName = lo(deployment.institutionName);
+  const dataset = measurementReportDataset({
+    sourceHeader: input.sourceHeader,
+    bySeries,
+    seg: { sopInstanceUid: seg.sopInstanceUid, seriesInstanceUid: seg.seriesInstanceUid, sopClassUid: segClass },
+    content,
+    provenance,
+    deployment,
+    now,
+    seriesInstanceUid: o.seriesInstanceUid,
+    seriesNumber: o.seriesNumber ?? 904,
+    seriesDescription: o.seriesDescription ?? `${provenance.synthetic ? 'SYNTHETIC-INPUT ' : ''}AI stroke measurements ${volText}`,
+  });
   return { dataset };
 }
 
 export function writeMeasurementSr(input: MeasurementSrInput): MeasurementSrResult {
-  const { dataset } = buildMeasurementSr(input);
-  return {
-    part10: writePart10(dataset),
-    sopInstanceUid: String(dataset.SOPInstanceUID),
-    seriesInstanceUid: String(dataset.SeriesInstanceUID),
-  };
+  return measurementSrResult(buildMeasurementSr(input).dataset);
 }
