@@ -4,7 +4,20 @@
  */
 import type { Config } from '../config/schema';
 import type { LoadedModel, ModelRegistry } from '../models/registry';
-import { DeploymentOptions, Provenance, adcCoreVolumeMl, coreThresholdValidity } from '../results';
+import type { NaturalDataset } from '../dicom/dcmjs';
+import {
+  DeploymentOptions,
+  Provenance,
+  adcCoreVolumeMl,
+  buildSeg,
+  coreThresholdValidity,
+  ischaemicLesionSegment,
+  writeMeasurementSr,
+  writeOverlaySc,
+  type MeasurementSrResult,
+  type ScSeriesResult,
+  type SegResult,
+} from '../results';
 import type { Volume } from '../types';
 import { logitsToMask, prepareInput } from './preprocess';
 import type { ModelUse, ProcessorDeps } from './task';
@@ -84,4 +97,53 @@ export function coreMeasurement(adc: Volume | undefined, dwi: Volume | undefined
   if (!adc || adc.geometry.slices !== g.slices || adc.geometry.rows !== g.rows || adc.geometry.columns !== g.columns) return {};
   const validity = coreThresholdValidity(adcBValue(adc, dwi));
   return { core: validity.applies ? { volumeMl: adcCoreVolumeMl(adc, mask), region: 'lesion' } : undefined, coreNote: validity.note };
+}
+
+/**
+ * The stroke lesion results on `ref` (stroke-mr: the acquired DWI/ADC grid; stroke-ct: the synthetic DWI):
+ * a one-segment "Ischaemic lesion" SEG (series base + 1), the TID 1500 measurement SR that references it
+ * (series base + 2, with the ADC core volume / note where given) and, when wanted, the overlay SC (base + 3).
+ */
+export function writeLesionResults(args: {
+  ref: Volume;
+  mask: Uint8Array;
+  headers: Map<string, NaturalDataset>;
+  model: LoadedModel;
+  provenance: Provenance;
+  deployment: DeploymentOptions;
+  seriesBase: number;
+  core?: { volumeMl: number; region: 'lesion' };
+  coreNote?: string;
+  overlay: boolean;
+}): { seg: SegResult; sr: MeasurementSrResult; overlay?: ScSeriesResult; lesionMl: number } {
+  const { ref, mask, headers, model, provenance, seriesBase } = args;
+  const dep = args.deployment;
+  const seg = buildSeg({
+    source: ref,
+    mask,
+    sourceHeaders: headers,
+    segments: [ischaemicLesionSegment(model.manifest.name, model.manifest.version)],
+    provenance,
+    deployment: dep,
+    options: { seriesNumber: seriesBase + 1 },
+  });
+  const lesionMl = seg.segmentVolumesMl[0] ?? 0;
+  const sr = writeMeasurementSr({
+    sourceHeader: headers.get(ref.sliceSources[0].sopInstanceUid)!,
+    sourceSlices: ref.sliceSources,
+    seg: { sopInstanceUid: seg.sopInstanceUid, seriesInstanceUid: seg.seriesInstanceUid },
+    findingLabel: 'Ischaemic lesion',
+    lesionVolumeMl: lesionMl,
+    core: args.core,
+    coreNote: args.coreNote,
+    algorithmName: model.manifest.name,
+    algorithmVersion: model.manifest.version,
+    provenance,
+    deployment: dep,
+    options: { seriesNumber: seriesBase + 2 },
+  });
+  const overlay = args.overlay
+    ? writeOverlaySc({ image: ref, mask, lesionVolumeMl: lesionMl, sourceHeaders: headers, provenance, deployment: dep, options: { seriesNumber: seriesBase + 3 } })
+    : undefined;
+  return { seg, sr, overlay, lesionMl };
 }

@@ -7,8 +7,8 @@
  * CT slices referenced) → the lesion model on the synthetic DWI (DWI only) → a SEG that references the synthetic
  * SC instances and says it was derived from a synthetic image → the measurement SR.
  */
-import { ischaemicLesionSegment, writeMeasurementSr, writeOverlaySc, writeSyntheticSc, buildSeg } from '../../results';
-import { deployment, modelUse, provenanceOf, segmentLesion } from '../common';
+import { writeSyntheticSc } from '../../results';
+import { deployment, modelUse, provenanceOf, segmentLesion, writeLesionResults } from '../common';
 import { decideRoute } from '../route';
 import { synthesiseDwi } from '../synthesis';
 import type { Task } from '../task';
@@ -59,32 +59,17 @@ export const strokeCt: Task<StrokeCtPlan> = {
     const { mask } = await segmentLesion(registry, plan.lesionModel, { DWI: sc.volume }, timings);
     t = performance.now();
     const provenance = provenanceOf(deps, lesionModel, [sc.seriesInstanceUid, ct.seriesInstanceUid], tStart, true);
-    const seg = buildSeg({
-      source: sc.volume,
-      mask,
-      sourceHeaders: sc.headers,
-      segments: [ischaemicLesionSegment(lesionModel.manifest.name, lesionModel.manifest.version)],
-      provenance,
-      deployment: dep,
-      options: { seriesNumber: seriesBase + 1 },
-    });
-    const lesionMl = seg.segmentVolumesMl[0] ?? 0;
-    const sr = writeMeasurementSr({
-      sourceHeader: sc.headers.get(sc.volume.sliceSources[0].sopInstanceUid)!,
-      sourceSlices: sc.volume.sliceSources,
-      seg: { sopInstanceUid: seg.sopInstanceUid, seriesInstanceUid: seg.seriesInstanceUid },
-      findingLabel: 'Ischaemic lesion',
-      lesionVolumeMl: lesionMl,
-      algorithmName: lesionModel.manifest.name,
-      algorithmVersion: lesionModel.manifest.version,
-      provenance,
-      deployment: dep,
-      options: { seriesNumber: seriesBase + 2 },
-    });
     const wantOverlay = config.destinations.some((d) => route.destinations.includes(d.name) && d.overlaySc);
-    const overlay = wantOverlay
-      ? writeOverlaySc({ image: sc.volume, mask, lesionVolumeMl: lesionMl, sourceHeaders: sc.headers, provenance, deployment: dep, options: { seriesNumber: seriesBase + 3 } })
-      : undefined;
+    const { seg, sr, overlay, lesionMl } = writeLesionResults({
+      ref: sc.volume,
+      mask,
+      headers: sc.headers,
+      model: lesionModel,
+      provenance,
+      deployment: dep,
+      seriesBase,
+      overlay: wantOverlay,
+    });
     timings.encode = (timings.encode ?? 0) + performance.now() - t;
 
     const lesionVolumeMl = Math.round(lesionMl * 100) / 100;

@@ -5,9 +5,8 @@
  *   makes   SEG (ischaemic lesion), TID 1500 SR (lesion volume, ADC < 620 core where valid), optional overlay SC
  * Behaviour as before tasks existed: the decision is route.ts's decideRoute, the pipeline the former processor.
  */
-import { ischaemicLesionSegment, writeMeasurementSr, writeOverlaySc, buildSeg } from '../../results';
 import type { Volume } from '../../types';
-import { coreMeasurement, deployment, modelUse, provenanceOf, segmentLesion } from '../common';
+import { coreMeasurement, deployment, modelUse, provenanceOf, segmentLesion, writeLesionResults } from '../common';
 import { postprocessLesionMask } from '../lesion-postprocess';
 import { decideRoute } from '../route';
 import type { Task } from '../task';
@@ -49,35 +48,20 @@ export const strokeMr: Task<StrokeMrPlan> = {
     const provenance = { ...provenanceOf(deps, model, [...new Set(sources.map((v) => v.seriesInstanceUid))], tStart, false), postprocessing: pp.report.summary };
     const dep = deployment(config, deps.nodeVersion);
     const seriesBase = config.output.seriesNumberBase;
-    const seg = buildSeg({
-      source: refVol,
+    const { core, coreNote } = coreMeasurement(study.volumes.ADC, study.volumes.DWI, refVol, mask);
+    const wantOverlay = config.destinations.some((d) => route.destinations.includes(d.name) && d.overlaySc);
+    const { seg, sr, overlay, lesionMl } = writeLesionResults({
+      ref: refVol,
       mask,
-      sourceHeaders: study.headers,
-      segments: [ischaemicLesionSegment(model.manifest.name, model.manifest.version)],
+      headers: study.headers,
+      model,
       provenance,
       deployment: dep,
-      options: { seriesNumber: seriesBase + 1 },
-    });
-    const lesionMl = seg.segmentVolumesMl[0] ?? 0;
-    const { core, coreNote } = coreMeasurement(study.volumes.ADC, study.volumes.DWI, refVol, mask);
-    const sr = writeMeasurementSr({
-      sourceHeader: study.headers.get(refVol.sliceSources[0].sopInstanceUid)!,
-      sourceSlices: refVol.sliceSources,
-      seg: { sopInstanceUid: seg.sopInstanceUid, seriesInstanceUid: seg.seriesInstanceUid },
-      findingLabel: 'Ischaemic lesion',
-      lesionVolumeMl: lesionMl,
+      seriesBase,
       core,
       coreNote,
-      algorithmName: model.manifest.name,
-      algorithmVersion: model.manifest.version,
-      provenance,
-      deployment: dep,
-      options: { seriesNumber: seriesBase + 2 },
+      overlay: wantOverlay,
     });
-    const wantOverlay = config.destinations.some((d) => route.destinations.includes(d.name) && d.overlaySc);
-    const overlay = wantOverlay
-      ? writeOverlaySc({ image: refVol, mask, lesionVolumeMl: lesionMl, sourceHeaders: study.headers, provenance, deployment: dep, options: { seriesNumber: seriesBase + 3 } })
-      : undefined;
     timings.encode = (timings.encode ?? 0) + performance.now() - t;
 
     const lesionVolumeMl = Math.round(lesionMl * 100) / 100;
