@@ -138,6 +138,55 @@ def load_source() -> Source:
     return load_source()
 
 
+NEGATIVE_SLICES = (0, 40)  # CT slices 0-39: the pelvis/lower abdomen, liver-free (see load_negative)
+NEGATIVE_P = 0.15  # fraction of phantoms drawn from it (own stream [seed, 105|205, split]: other draws unchanged)
+
+
+def load_negative() -> Source:
+    """CT slices 0-39 (the lowest 120 mm) as a liver-free Source: no labels there, so tissue classes come from HU
+    alone (fat, muscle, skin/soft, bone, gas) and no organ is moved to a contrast phase. Why liver-free: the liver
+    reaches the top slice of the labelled slab (k = 111), so its dome is at or above it, and an adult liver spans at
+    most ~21 cm craniocaudally: its tip lies above slice 111 - 70 = 41. Without such slices a model trained on the
+    upper slab alone has never seen a pelvis (the smoke model called 1.2 L of it liver)."""
+    f = CACHE / "negative_v1.npz"
+    if f.exists():
+        z = np.load(f)
+        return Source(hu=z["hu"], labels=z["labels"], liver=z["liver"], classes=z["classes"], affine=z["affine"],
+                      liver_idx=z["liver_idx"], liver_dist=z["liver_dist"])
+    import nibabel as nib
+    CACHE.mkdir(parents=True, exist_ok=True)
+    ct = nib.load(DATA / "example_ct.nii.gz")
+    z0, z1 = NEGATIVE_SLICES
+    hu = np.maximum(np.asarray(ct.dataobj).astype(np.float32)[:, :, z0:z1], -1024)
+    aff = ct.affine.copy()
+    aff[:3, 3] = ct.affine[:3, :3] @ np.array([0, 0, z0]) + ct.affine[:3, 3]
+    comp, _ = ndimage.label(hu > -500)
+    sizes = np.bincount(comp.ravel())
+    sizes[0] = 0
+    body = ndimage.binary_fill_holes(ndimage.binary_closing(comp == int(np.argmax(sizes)), iterations=2),
+                                     structure=np.ones((3, 3, 1)))
+    inner = ndimage.binary_erosion(body, iterations=1)
+    C = {n: i for i, n in enumerate(CLASSES)}
+    cls = np.zeros((len(CLASSES),) + hu.shape, np.float32)
+    cls[C["air"]] = ~body
+    cls[C["bowel_gas"]] = body & (hu < -500)
+    cls[C["fat"]] = body & (hu >= -500) & (hu < -30)
+    cls[C["muscle"]] = inner & (hu >= -30) & (hu < 150)
+    cls[C["soft"]] = body & ~inner & (hu >= -30) & (hu < 150)
+    cls[C["bone"]] = body & (hu >= 150)
+    cls = ndimage.gaussian_filter(cls, (0, 0.6, 0.6, 0.6))
+    cls /= np.maximum(cls.sum(0, keepdims=True), 1e-6)
+    np.savez_compressed(f, hu=hu, labels=np.zeros(hu.shape, np.uint8), liver=np.zeros(hu.shape, np.float32),
+                        classes=cls.astype(np.float32), affine=aff, liver_idx=np.zeros((0, 3), np.int16),
+                        liver_dist=np.zeros(0, np.float32))
+    return load_negative()
+
+
+def choose_source(split: str, seed: int, stream: int) -> Tuple[Source, bool]:
+    neg = bool(np.random.default_rng([seed, stream, SPLIT_ID[split]]).random() < NEGATIVE_P)
+    return (load_negative() if neg else load_source()), neg
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Pose / geometry
 # ----------------------------------------------------------------------------------------------------------

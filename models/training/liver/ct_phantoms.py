@@ -21,7 +21,7 @@ from typing import Dict, List, Optional
 import numpy as np
 from scipy import ndimage
 
-from anatomy import (SPLIT_ID, TS, Lesion, Pose, Source, body_centre_ras, draw_lesions, draw_pose, grid_points,
+from anatomy import (SPLIT_ID, TS, choose_source, Lesion, Pose, Source, body_centre_ras, draw_lesions, draw_pose, grid_points,
                      lesion_fraction, load_source, map_to_source, sample, slab_z_range, bilinear)
 
 PHASES = ["native", "arterial", "portal"]
@@ -109,6 +109,8 @@ def draw_ct_params(split: str, seed: int, src: Source, matrix_choices=(512,), ma
     steat = float(rng.uniform(15, 40)) if rng.random() < 0.2 else 0.0  # fatty liver: lower parenchymal HU
     u = rng.random()
     kind = "none" if u < 0.1 else ("metastasis" if u < 0.65 else "hcc")
+    if len(src.liver_idx) == 0:  # the liver-free lower slab: no tumour, no cyst
+        kind = "none"
     if kind == "metastasis":
         nles = int(min(10, 1 + rng.geometric(0.35) - 1))
         lesions = draw_lesions(rng, src, "metastasis", nles, 5, 60, (0.1, 0.4))
@@ -118,7 +120,7 @@ def draw_ct_params(split: str, seed: int, src: Source, matrix_choices=(512,), ma
         lesions = []
     for les in lesions:
         les.contrast = _tumour_contrast(rng, les.kind, phase, les.diameter_mm)
-    cysts = draw_lesions(rng, src, "cyst", int(rng.integers(1, 5)), 5, 40, (0.0, 0.05)) if rng.random() < 0.4 else []
+    cysts = draw_lesions(rng, src, "cyst", int(rng.integers(1, 5)), 5, 40, (0.0, 0.05)) if rng.random() < 0.4 and len(src.liver_idx) else []
     for c in cysts:
         c.contrast = _tumour_contrast(rng, "cyst", phase, c.diameter_mm)
     nlo, nhi = CT_KERNELS[kernel][2]
@@ -157,7 +159,7 @@ def _lesion_hu(les: Lesion, liver_hu: np.ndarray, rho: np.ndarray, tex: np.ndarr
 def generate_ct(split: str, seed: int, matrix_choices=(512,), max_slices: int = 40,
                 slice_subset: Optional[int] = None) -> CtLiverStudy:
     """slice_subset: render only that many evenly spread slices of the series (training data, cheaper)."""
-    src = load_source()
+    src, negative = choose_source(split, seed, 105)
     p = draw_ct_params(split, seed, src, matrix_choices, max_slices)
     sid = SPLIT_ID[split]
     R, C, S = p.rows, p.columns, p.slices

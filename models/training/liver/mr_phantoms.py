@@ -24,7 +24,7 @@ from typing import Dict, List, Optional
 import numpy as np
 from scipy import ndimage
 
-from anatomy import (CLASSES, SPLIT_ID, Lesion, Pose, Source, _smooth_field, bilinear, body_centre_ras,
+from anatomy import (CLASSES, SPLIT_ID, choose_source, Lesion, Pose, Source, _smooth_field, bilinear, body_centre_ras,
                      draw_lesions, draw_pose, grid_points, lesion_fraction, load_source, map_to_source, sample,
                      slab_z_range)
 
@@ -115,6 +115,8 @@ def draw_mr_params(split: str, seed: int, src: Source, matrix_choices=(256, 320)
         tissue["fat"] = float(rng.uniform(*T2_FATSAT_FAT))
     u = rng.random()
     kind = "none" if u < 0.1 else ("metastasis" if u < 0.65 else "hcc")
+    if len(src.liver_idx) == 0:  # the liver-free lower slab: no tumour, no cyst
+        kind = "none"
     lrng = np.random.default_rng([seed, 203, SPLIT_ID[split]])
     if kind == "metastasis":
         lesions = draw_lesions(lrng, src, "metastasis", int(min(10, lrng.geometric(0.35))), 5, 60, (0.1, 0.4))
@@ -124,7 +126,7 @@ def draw_mr_params(split: str, seed: int, src: Source, matrix_choices=(256, 320)
         lesions = []
     for les in lesions:
         les.contrast = _lesion_contrast(lrng, les.kind, seq, les.diameter_mm)
-    cysts = draw_lesions(lrng, src, "cyst", int(lrng.integers(1, 5)), 5, 40, (0.0, 0.05)) if lrng.random() < 0.4 else []
+    cysts = draw_lesions(lrng, src, "cyst", int(lrng.integers(1, 5)), 5, 40, (0.0, 0.05)) if lrng.random() < 0.4 and len(src.liver_idx) else []
     for c in cysts:
         c.contrast = _lesion_contrast(lrng, "cyst", seq, c.diameter_mm)
     return MrLiverParams(sequence=seq, fat_sat=fat_sat, rows=matrix, columns=matrix, pixel_spacing=fov / matrix,
@@ -146,7 +148,7 @@ def _lesion_signal(les: Lesion, rho: np.ndarray, tex: np.ndarray) -> np.ndarray:
 
 def generate_mr(split: str, seed: int, matrix_choices=(256, 320), max_slices: int = 40,
                 slice_subset: Optional[int] = None) -> MrLiverStudy:
-    src = load_source()
+    src, negative = choose_source(split, seed, 205)
     p = draw_mr_params(split, seed, src, matrix_choices, max_slices)
     sid = SPLIT_ID[split]
     R, C, S = p.rows, p.columns, p.slices

@@ -99,8 +99,10 @@ class Phantoms(unittest.TestCase):
 
     def test_ct_deterministic_and_labels(self):
         import ct_phantoms as ctp
-        a = ctp.generate_ct("test", 5, matrix_choices=(256,), slice_subset=3)
-        b = ctp.generate_ct("test", 5, matrix_choices=(256,), slice_subset=3)
+        from anatomy import choose_source
+        seed = next(s for s in range(5, 100) if not choose_source("test", s, 105)[1])  # a liver-slab phantom
+        a = ctp.generate_ct("test", seed, matrix_choices=(256,), slice_subset=3)
+        b = ctp.generate_ct("test", seed, matrix_choices=(256,), slice_subset=3)
         np.testing.assert_array_equal(a.hu, b.hu)
         self.assertTrue(set(np.unique(a.label)) <= {0, 1, 2})
         self.assertTrue((a.label >= 1).any())
@@ -108,6 +110,17 @@ class Phantoms(unittest.TestCase):
         liver = a.label >= 1
         body_soft = (a.hu > -200) & (a.hu < 300)
         self.assertGreater(float(np.mean(body_soft[liver])), 0.95)
+
+    def test_negative_slab_is_liver_free(self):
+        import ct_phantoms as ctp
+        from anatomy import choose_source
+        seed = next(s for s in range(100) if choose_source("train", s, 105)[1])
+        st = ctp.generate_ct("train", seed, matrix_choices=(256,), slice_subset=2)
+        self.assertEqual(st.params.tumour_kind, "none")
+        self.assertFalse(st.params.cysts)
+        self.assertEqual(int(st.label.max()), 0)
+        self.assertGreater(int((st.hu > -500).sum()), 10000)  # a body is there
+        self.assertTrue(0.05 < np.mean([choose_source("train", s, 105)[1] for s in range(400)]) < 0.25)
 
     def test_mr_unpaired_with_ct(self):
         import ct_phantoms as ctp
