@@ -43,8 +43,8 @@ def pick(y: np.ndarray) -> int:
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--ct-seeds", type=int, nargs="+", default=[0, 3, 10, 4])
-    ap.add_argument("--mr-seeds", type=int, nargs="+", default=[6, 13, 9, 11])
+    ap.add_argument("--ct-seeds", type=int, nargs="+", default=[6, 3, 4, 0])
+    ap.add_argument("--mr-seeds", type=int, nargs="+", default=[6, 12, 9, 11])
     ap.add_argument("--split", default="val")
     ap.add_argument("--crop", type=int, default=224)
     ap.add_argument("--out", default=str(HERE.parent.parent / "docs" / "liver-phantoms.png"))
