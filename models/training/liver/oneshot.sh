@@ -3,7 +3,7 @@
 # same-budget baselines at once, evaluate each on the held-out TEST series. Written for the GPU machine
 # (16 cores, one GPU: the three trainings share it), checked on CPU at toy scale:
 #   P=1 N=2 NTEST=1 SLICES=2 SIZE=64 SPACING=6 BASE=4 MINUTES=0.1 DEVICE=cpu OUT=../out/liver-toy bash oneshot.sh
-# Needs python3 with numpy, scipy, torch and ../cache/liver/source_v3.npz (carry it; without it nibabel and
+# Needs python3 with numpy, scipy, torch and ../cache/liver/{source_v3,negative_v1}.npz (carry them; else nibabel and
 # ../../../../shared/data/abdomen-ct build it).
 # Every output under $OUT (the device tool sets $OUT; default ../out/liver-oneshot): data logs, checkpoints, *-train.json, *-test.json.
 set -euo pipefail
@@ -23,7 +23,7 @@ OUT=${OUT:-../out/liver-oneshot}
 export OMP_NUM_THREADS=1
 mkdir -p "$OUT"
 $PY -c "import numpy, scipy, torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
-$PY -c "import anatomy; anatomy.load_source()"   # the slab cache (built once from shared data when missing)
+$PY -c "import anatomy; anatomy.load_source(); anatomy.load_negative()"  # the slab caches (built from shared data if missing)
 CH=$(( (N + P - 1) / P ))
 t0=$(date +%s)
 for mod in ct mr; do
