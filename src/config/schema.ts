@@ -356,6 +356,12 @@ export const ConfigSchema = z
           })
           .strict()
           .default({}),
+        enhancingWithoutT1c: z
+          .enum(['count-as-core', 'report'])
+          .default('count-as-core')
+          .describe(
+            'without an acquired post-contrast T1, enhancement cannot be seen: count-as-core (default) puts what the model called enhancing into the necrotic / non-enhancing core segment (tumour core and whole tumour unchanged) and says so in the SR and outcome; report keeps the model output as it is',
+          ),
         fusion: z
           .object({
             enabled: z.boolean().default(true).describe('send one FUSED series of the acquired sequences (issue 15)'),

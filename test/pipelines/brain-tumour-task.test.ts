@@ -13,7 +13,7 @@ import { readPart10, seq, str, type NaturalDataset } from '../../src/dicom/dcmjs
 import { parseConfig } from '../../src/config/load';
 import type { Route } from '../../src/config/schema';
 import { ModelRegistry } from '../../src/models/registry';
-import { brainTumourMr, enhancingTumourCaveat, ET_RELIABLE_DICE, testSplitEtDice, type BrainTumourPlan } from '../../src/pipelines/brain-tumour-mr';
+import { brainTumourMr, enhancingTumourCaveat, enhancingWithoutT1c, ET_RELIABLE_DICE, testSplitEtDice, type BrainTumourPlan } from '../../src/pipelines/brain-tumour-mr';
 import type { ModelManifest } from '../../src/models/manifest';
 import type { TaskRunResult } from '../../src/pipelines/task';
 import { assembleStudy, type AssembledStudy } from '../../src/study';
@@ -127,6 +127,24 @@ function checkObjects(x: Ran, refSeq: BratsSequence): void {
   expect(srText).toContain(str(x.seg, 'SOPInstanceUID')!);
 }
 
+describe('enhancing tumour without an acquired T1C', () => {
+  const labels = Uint8Array.from([0, 1, 2, 3, 3, 2]);
+  test('count-as-core moves label 3 into 1 and says how much; report keeps it and says it is a guess', () => {
+    const moved = enhancingWithoutT1c(labels, ['FLAIR', 'T2'], 'count-as-core', 0.5);
+    expect(Array.from(moved.labels)).toEqual([0, 1, 2, 1, 1, 2]);
+    expect(moved.note).toBe('enhancing tumour not assessed: no acquired post-contrast T1; the 1 mL the model called enhancing is counted in the tumour core');
+    expect(Array.from(labels)).toEqual([0, 1, 2, 3, 3, 2]); // the input is not changed
+    const kept = enhancingWithoutT1c(labels, ['FLAIR'], 'report', 0.5);
+    expect(kept.labels).toBe(labels);
+    expect(kept.note).toMatch(/1 mL of enhancing tumour is the model's guess/);
+  });
+  test('with an acquired T1C nothing changes and nothing is said', () => {
+    const r = enhancingWithoutT1c(labels, ['T1C'], 'count-as-core', 0.5);
+    expect(r.labels).toBe(labels);
+    expect(r.note).toBeUndefined();
+  });
+});
+
 describe('the enhancing-tumour caveat rule (a manifest stating its own test-split ET Dice)', () => {
   const real = JSON.parse(fs.readFileSync(path.join(__dirname, '../../models/brats-shaspec.json'), 'utf8')) as ModelManifest;
   const withEt = (dice: unknown): ModelManifest => ({ ...real, version: '9.9.9', metrics: { '1mm': { 'FLAIR+T1+T1c+T2': { ET: { dice } } } } }) as unknown as ModelManifest;
@@ -203,6 +221,10 @@ maybe(`brain-tumour-mr run() on BraTS TEST case ${CASE} as a clinical DICOM stud
     const wt = diceOf(labels, x.study.series.FLAIR!.truth, WT);
     console.log(`FLAIR only: WT ${wt.toFixed(3)}; ${JSON.stringify(x.result.measurements)}`);
     expect(wt).toBeGreaterThan(FLOOR.flairOnly);
+    // no acquired T1C: enhancement is not assessed (default count-as-core), said in the outcome, SEG segment 3 empty
+    expect((x.result.measurements as { enhancingTumourMl: number }).enhancingTumourMl).toBe(0);
+    expect(String((x.result.outcome as { note: string }).note)).toMatch(/enhancing tumour not assessed: no acquired post-contrast T1/);
+    expect(labels.some((v: number) => v === 3)).toBe(false);
   }, 240000);
 
   test('a route naming brats-unet4: used with all four; without T1 brats-shaspec runs instead and the outcome says so', async () => {

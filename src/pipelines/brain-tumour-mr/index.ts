@@ -276,6 +276,32 @@ export function enhancingTumourCaveat(m: ModelManifest): string | undefined {
     : undefined;
 }
 
+/**
+ * Enhancement is defined against a post-contrast T1: without an acquired T1C the model's "enhancing" voxels are a
+ * guess from the other contrasts (brats-shaspec 0.2.0 TEST ET Dice 0.2-26 % without T1c, 45-49 % with it, and
+ * 45 mL "enhancing" on the FLAIR-only test case against 31 mL with all four). With `count-as-core` they go into
+ * the necrotic / non-enhancing core label (tumour core and whole tumour unchanged) and the note says how much.
+ */
+export function enhancingWithoutT1c(
+  labels: Uint8Array,
+  acquired: readonly TumourSequence[],
+  mode: 'count-as-core' | 'report',
+  voxelMl: number,
+): { labels: Uint8Array; note?: string } {
+  if (acquired.includes('T1C')) return { labels };
+  let n = 0;
+  for (let i = 0; i < labels.length; i++) if (labels[i] === 3) n++;
+  if (mode === 'report') {
+    return { labels, note: `no acquired post-contrast T1: the ${r2(n * voxelMl)} mL of enhancing tumour is the model's guess from the other sequences, not seen enhancement` };
+  }
+  const out = labels.slice();
+  for (let i = 0; i < out.length; i++) if (out[i] === 3) out[i] = 1;
+  return {
+    labels: out,
+    note: `enhancing tumour not assessed: no acquired post-contrast T1${n ? `; the ${r2(n * voxelMl)} mL the model called enhancing is counted in the tumour core` : ''}`,
+  };
+}
+
 export const brainTumourMr: Task<BrainTumourPlan> = {
   id: 'brain-tumour-mr',
   title: 'Brain tumour on MR: enhancing tumour, tumour core and oedema from any subset of FLAIR, T1, T1C, T2',
@@ -308,13 +334,15 @@ export const brainTumourMr: Task<BrainTumourPlan> = {
     const extra = await synthesisStage({ deps, headers: study.headers, seg, vols, segModel: plan.model, timings, tStart });
     const synthesised = extra.synthesised;
 
+    const voxelMl = (seg.reference.geometry.pixelSpacing[0] * seg.reference.geometry.pixelSpacing[1] * seg.reference.geometry.sliceSpacing) / 1000;
+    const et = enhancingWithoutT1c(extra.labels ?? seg.labels, seg.present, config.brainTumour.enhancingWithoutT1c, voxelMl);
     const t = performance.now();
     const sourceSeries = seg.present.map((q) => vols[q]!.seriesInstanceUid);
     const provenance = provenanceOf(deps, model, [...new Set(sourceSeries)], tStart, false);
     const base = config.output.seriesNumberBase;
     const res = writeTumourResults({
       source: seg.reference,
-      labels: extra.labels ?? seg.labels,
+      labels: et.labels,
       sourceHeaders: study.headers,
       sequences: {
         present: [...seg.present, ...synthesised],
@@ -322,7 +350,7 @@ export const brainTumourMr: Task<BrainTumourPlan> = {
         synthesised,
         seriesUids: Object.fromEntries(seg.present.map((q) => [q, vols[q]!.seriesInstanceUid])),
       },
-      notes: extra.notes,
+      notes: et.note ? [et.note, ...extra.notes] : extra.notes,
       algorithmName: model.manifest.name,
       algorithmVersion: model.manifest.version,
       provenance,
@@ -343,7 +371,7 @@ export const brainTumourMr: Task<BrainTumourPlan> = {
     const seqNote = `sequences present ${seg.present.join(', ')}${seg.missing.length ? `; missing ${seg.missing.join(', ')} (${synthesised.length ? `synthesised ${synthesised.join(', ')} given to the model` : 'the model did without'})` : ''}; reference ${seg.grid.reference}`;
     const fallback = plan.fallbackFrom ? `route model ${plan.fallbackFrom} needs all four sequences: ${plan.model} ran instead` : undefined;
     const etCaveat = enhancingTumourCaveat(model.manifest);
-    const note = [seqNote, fallback, etCaveat].filter(Boolean).join('; ');
+    const note = [seqNote, fallback, etCaveat, et.note].filter(Boolean).join('; ');
     return {
       objects: [
         { kind: 'SEG', part10: res.seg.part10, sop: res.seg.sopInstanceUid, series: res.seg.seriesInstanceUid },
