@@ -29,19 +29,9 @@
  */
 import { newUid, str, writePart10, type NaturalDataset } from '../dicom/dcmjs';
 import type { SliceSource, Vec3, Volume } from '../types';
-import { copyPatientStudy, ds, headerFor, lo, referencedSeriesSequence, sourceImageItem, validateDeployment, type DeploymentOptions } from './common';
-import {
-  contributingEquipmentItem,
-  deviceUidForModel,
-  dicomDateTime,
-  isValidUid,
-  provenanceSummary,
-  purposeFor,
-  truncate,
-  validateProvenance,
-  type Provenance,
-} from './provenance';
-import { SC_IMAGE_STORAGE, SYNTHETIC_BANNER } from './sc';
+import { ds, headerFor, referencedSeriesSequence, sourceImageItem, validateDeployment, type DeploymentOptions } from './common';
+import { isValidUid, provenanceSummary, truncate, validateProvenance, type Provenance } from './provenance';
+import { orientationLetters, SC_IMAGE_STORAGE, scSeriesDataset, scSliceAttributes, SYNTHETIC_BANNER } from './sc';
 import { burnBannerGray, placeBanner, type BannerPlacement } from './sc/font';
 import type { TumourSequence } from './tumour';
 
@@ -162,19 +152,6 @@ function sourcesAt(ref: Volume, z: number, sources: AcquiredSource[]): SliceSour
   return out;
 }
 
-function orientationLetters(v: Vec3): string {
-  const axes: Array<[number, string, string]> = [
-    [v[0], 'L', 'R'],
-    [v[1], 'P', 'A'],
-    [v[2], 'H', 'F'],
-  ];
-  return axes
-    .filter(([c]) => Math.abs(c) > 1e-4)
-    .sort((a, b) => Math.abs(b[0]) - Math.abs(a[0]))
-    .map(([c, pos, neg]) => (c > 0 ? pos : neg))
-    .join('');
-}
-
 function percentile(sorted: Uint16Array | number[], p: number): number {
   if (!sorted.length) return 0;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * (sorted.length - 1)))];
@@ -214,51 +191,22 @@ function writeSeries(
 
   const first = headerFor(input.sourceHeaders, image.sliceSources[0]);
   const o = input.options ?? {};
-  const now = o.now ?? new Date();
-  const t = dicomDateTime(now);
   const seriesUid = o.seriesInstanceUid ?? newUid();
-  const thickness = Number(str(first, 'SliceThickness') ?? g.sliceSpacing) || g.sliceSpacing;
   const common: NaturalDataset = {
-    ...copyPatientStudy(first),
-    SOPClassUID: SC_IMAGE_STORAGE,
-    InstanceCreationDate: t.date,
-    InstanceCreationTime: t.time,
-    // the source's modality (MR): PS3.3 C.7.3.1.1.1 asks for the equipment that acquired the data used
-    Modality: str(first, 'Modality') ?? 'MR',
-    SeriesInstanceUID: seriesUid,
-    SeriesNumber: o.seriesNumber ?? 913,
-    SeriesDate: t.date,
-    SeriesTime: t.time,
-    SeriesDescription: text.description,
-    Manufacturer: lo(deployment.manufacturer),
-    ManufacturerModelName: lo(provenance.modelName),
-    SoftwareVersions: [lo(provenance.modelVersion), lo(`${provenance.nodeName} ${provenance.nodeVersion}`)],
-    DeviceSerialNumber: lo(deployment.deviceSerialNumber ?? '1'),
-    DeviceUID: deviceUidForModel(provenance),
-    ConversionType: 'SYN',
-    SecondaryCaptureDeviceManufacturer: lo(deployment.manufacturer),
-    SecondaryCaptureDeviceManufacturerModelName: lo(deployment.manufacturerModelName),
-    SecondaryCaptureDeviceSoftwareVersions: lo(deployment.softwareVersions),
-    DateOfSecondaryCapture: t.date,
-    TimeOfSecondaryCapture: t.time,
-    ContentDate: t.date,
-    ContentTime: t.time,
-    ImageType: ['DERIVED', 'SECONDARY'],
-    BodyPartExamined: str(first, 'BodyPartExamined') ?? 'BRAIN',
-    SyntheticData: 'YES',
-    BurnedInAnnotation: 'YES',
-    LossyImageCompression: '00',
-    DerivationDescription: truncate(text.derivation, 1024),
-    ImageComments: truncate(text.comments, 10240),
-    PatientOrientation: [orientationLetters(g.rowCosines), orientationLetters(g.columnCosines)],
-    ImageOrientationPatient: [...g.rowCosines, ...g.columnCosines].map(ds),
-    PixelSpacing: g.pixelSpacing.map(ds),
-    SliceThickness: ds(thickness),
-    SpacingBetweenSlices: ds(g.sliceSpacing),
-    FrameOfReferenceUID: g.frameOfReferenceUid,
-    PositionReferenceIndicator: str(first, 'PositionReferenceIndicator') ?? '',
-    Rows: g.rows,
-    Columns: g.columns,
+    ...scSeriesDataset(image, first, provenance, deployment, {
+      // the source's modality (MR): PS3.3 C.7.3.1.1.1 asks for the equipment that acquired the data used
+      modality: str(first, 'Modality') ?? 'MR',
+      seriesInstanceUid: seriesUid,
+      seriesNumber: o.seriesNumber ?? 913,
+      seriesDescription: text.description,
+      conversionType: 'SYN',
+      syntheticData: true,
+      synthesized: true,
+      bodyPartDefault: 'BRAIN',
+      derivationDescription: truncate(text.derivation, 1024),
+      imageComments: truncate(text.comments, 10240),
+      now: o.now ?? new Date(),
+    }),
     SamplesPerPixel: 1,
     PhotometricInterpretation: 'MONOCHROME2',
     BitsAllocated: 16,
@@ -267,16 +215,7 @@ function writeSeries(
     PixelRepresentation: 0,
     WindowCenter: ds(Math.round(center)),
     WindowWidth: ds(Math.round(width)),
-    ContributingEquipmentSequence: [
-      contributingEquipmentItem(provenance, purposeFor(true), {
-        manufacturer: deployment.manufacturer,
-        institutionName: deployment.institutionName,
-        stationName: deployment.stationName,
-      }, now),
-    ],
   };
-  if (deployment.institutionName) common.InstitutionName = lo(deployment.institutionName);
-  if (deployment.stationName) common.StationName = deployment.stationName.slice(0, 16);
 
   const banner = placeBanner(SYNTHETIC_BANNER, g.rows, g.columns);
   const instances: SyntheticMrInstance[] = [];
@@ -284,13 +223,9 @@ function writeSeries(
   for (let z = 0; z < g.slices; z++) {
     headerFor(input.sourceHeaders, image.sliceSources[z]); // every reference slice must be known
     const refs = sourcesAt(image, z, input.sources);
-    const p = g.slicePositions[z];
     const h: NaturalDataset = {
       ...common,
-      SOPInstanceUID: newUid(),
-      InstanceNumber: z + 1,
-      ImagePositionPatient: p.map(ds),
-      SliceLocation: ds(dot(p, g.normal)),
+      ...scSliceAttributes(image, z),
       SourceImageSequence: refs.map((r) => sourceImageItem(r, r.seriesInstanceUid === image.sliceSources[z].seriesInstanceUid ? 'YES' : 'NO')),
       ReferencedSeriesSequence: referencedSeriesSequence(refs),
     };

@@ -85,7 +85,8 @@ export interface OverlayScInput {
   options?: ScOptions & { outlineRgb?: [number, number, number]; textRgb?: [number, number, number] };
 }
 
-function orientationLetters(v: Vec3): string {
+/** Patient orientation letters of a direction cosine vector (PatientOrientation), largest component first. */
+export function orientationLetters(v: Vec3): string {
   const axes: Array<[number, string, string]> = [
     [v[0], 'L', 'R'],
     [v[1], 'P', 'A'],
@@ -120,6 +121,107 @@ function checkVolume(v: Volume): void {
   if (!isValidUid(g.frameOfReferenceUid)) throw new Error('image volume has no valid FrameOfReferenceUID');
 }
 
+/**
+ * What an SC series says about itself; the rest of its series-level header comes from the first source slice
+ * (patient/study, body part, slice thickness, position reference), the image geometry, the model's provenance
+ * and the deployment. The values are written as given (the caller truncates / cleans them).
+ */
+export interface ScSeriesFields {
+  modality: string;
+  seriesInstanceUid: string;
+  seriesNumber: number;
+  seriesDescription: string;
+  conversionType: 'SYN' | 'WSD';
+  syntheticData: boolean;
+  /** ContributingEquipmentSequence purpose: Synthesizing Equipment (true) or the processing purpose (false). */
+  synthesized: boolean;
+  /** BodyPartExamined when the source slice has none. */
+  bodyPartDefault: string;
+  derivationDescription: string;
+  imageComments: string;
+  now: Date;
+}
+
+/**
+ * The series-level attributes of an SC series on a source grid (SC Equipment, SC Image, the Standard Extended
+ * plane attributes, ContributingEquipmentSequence), shared by the synthetic DWI / overlay series here and the
+ * synthetic MR / fused series (../synthetic-mr.ts). No pixel module: the callers' pixel formats differ.
+ */
+export function scSeriesDataset(
+  image: Volume,
+  first: NaturalDataset,
+  provenance: Provenance,
+  deployment: DeploymentOptions,
+  f: ScSeriesFields,
+): NaturalDataset {
+  const g = image.geometry;
+  const t = dicomDateTime(f.now);
+  const thickness = Number(str(first, 'SliceThickness') ?? g.sliceSpacing) || g.sliceSpacing;
+  const dataset: NaturalDataset = {
+    ...copyPatientStudy(first),
+    SOPClassUID: SC_IMAGE_STORAGE,
+    InstanceCreationDate: t.date,
+    InstanceCreationTime: t.time,
+    Modality: f.modality,
+    SeriesInstanceUID: f.seriesInstanceUid,
+    SeriesNumber: f.seriesNumber,
+    SeriesDate: t.date,
+    SeriesTime: t.time,
+    SeriesDescription: f.seriesDescription,
+    Manufacturer: lo(deployment.manufacturer),
+    ManufacturerModelName: lo(provenance.modelName),
+    SoftwareVersions: [lo(provenance.modelVersion), lo(`${provenance.nodeName} ${provenance.nodeVersion}`)],
+    DeviceSerialNumber: lo(deployment.deviceSerialNumber ?? '1'),
+    DeviceUID: deviceUidForModel(provenance),
+    ConversionType: f.conversionType,
+    SecondaryCaptureDeviceManufacturer: lo(deployment.manufacturer),
+    SecondaryCaptureDeviceManufacturerModelName: lo(deployment.manufacturerModelName),
+    SecondaryCaptureDeviceSoftwareVersions: lo(deployment.softwareVersions),
+    DateOfSecondaryCapture: t.date,
+    TimeOfSecondaryCapture: t.time,
+    ContentDate: t.date,
+    ContentTime: t.time,
+    ImageType: ['DERIVED', 'SECONDARY'],
+    BodyPartExamined: str(first, 'BodyPartExamined') ?? f.bodyPartDefault,
+    SyntheticData: f.syntheticData ? 'YES' : 'NO',
+    BurnedInAnnotation: 'YES',
+    LossyImageCompression: '00',
+    DerivationDescription: f.derivationDescription,
+    ImageComments: f.imageComments,
+    PatientOrientation: [orientationLetters(g.rowCosines), orientationLetters(g.columnCosines)],
+    ImageOrientationPatient: [...g.rowCosines, ...g.columnCosines].map(ds),
+    PixelSpacing: g.pixelSpacing.map(ds),
+    SliceThickness: ds(thickness),
+    SpacingBetweenSlices: ds(g.sliceSpacing),
+    FrameOfReferenceUID: g.frameOfReferenceUid,
+    PositionReferenceIndicator: str(first, 'PositionReferenceIndicator') ?? '',
+    Rows: g.rows,
+    Columns: g.columns,
+    ContributingEquipmentSequence: [
+      contributingEquipmentItem(provenance, purposeFor(f.synthesized), {
+        manufacturer: deployment.manufacturer,
+        institutionName: deployment.institutionName,
+        stationName: deployment.stationName,
+      }, f.now),
+    ],
+  };
+  if (deployment.institutionName) dataset.InstitutionName = lo(deployment.institutionName);
+  if (deployment.stationName) dataset.StationName = deployment.stationName.slice(0, 16);
+  return dataset;
+}
+
+/** The per-instance attributes of slice z of an SC series on the image grid: a new SOPInstanceUID and its plane position. */
+export function scSliceAttributes(image: Volume, z: number): NaturalDataset {
+  const g = image.geometry;
+  const p = g.slicePositions[z];
+  return {
+    SOPInstanceUID: newUid(),
+    InstanceNumber: z + 1,
+    ImagePositionPatient: p.map(ds),
+    SliceLocation: ds(p[0] * g.normal[0] + p[1] * g.normal[1] + p[2] * g.normal[2]),
+  };
+}
+
 /** Attributes shared by every instance of an SC series. */
 function seriesCommon(
   image: Volume,
@@ -132,73 +234,24 @@ function seriesCommon(
   validateProvenance(provenance);
   validateDeployment(deployment);
   checkVolume(image);
-  const g = image.geometry;
   const first = headerFor(headers, image.sliceSources[0]);
-  const now = o.now ?? new Date();
-  const t = dicomDateTime(now);
-  const thickness = Number(str(first, 'SliceThickness') ?? g.sliceSpacing) || g.sliceSpacing;
-  const dataset: NaturalDataset = {
-    ...copyPatientStudy(first),
-    SOPClassUID: SC_IMAGE_STORAGE,
-    InstanceCreationDate: t.date,
-    InstanceCreationTime: t.time,
-    Modality: o.modality ?? 'OT',
-    SeriesInstanceUID: o.seriesInstanceUid ?? newUid(),
-    SeriesNumber: o.seriesNumber ?? (kind.conversionType === 'SYN' ? 902 : 903),
-    SeriesDate: t.date,
-    SeriesTime: t.time,
-    SeriesDescription: lo(o.seriesDescription ?? kind.description),
-    Manufacturer: lo(deployment.manufacturer),
-    ManufacturerModelName: lo(provenance.modelName),
-    SoftwareVersions: [lo(provenance.modelVersion), lo(`${provenance.nodeName} ${provenance.nodeVersion}`)],
-    DeviceSerialNumber: lo(deployment.deviceSerialNumber ?? '1'),
-    DeviceUID: deviceUidForModel(provenance),
-    ConversionType: kind.conversionType,
-    SecondaryCaptureDeviceManufacturer: lo(deployment.manufacturer),
-    SecondaryCaptureDeviceManufacturerModelName: lo(deployment.manufacturerModelName),
-    SecondaryCaptureDeviceSoftwareVersions: lo(deployment.softwareVersions),
-    DateOfSecondaryCapture: t.date,
-    TimeOfSecondaryCapture: t.time,
-    ContentDate: t.date,
-    ContentTime: t.time,
-    ImageType: ['DERIVED', 'SECONDARY'],
-    BodyPartExamined: str(first, 'BodyPartExamined') ?? 'HEAD',
-    SyntheticData: kind.syntheticData ? 'YES' : 'NO',
-    BurnedInAnnotation: 'YES',
-    LossyImageCompression: '00',
-    DerivationDescription: kind.derivation.slice(0, 1024),
-    ImageComments: kind.comments,
-    PatientOrientation: [orientationLetters(g.rowCosines), orientationLetters(g.columnCosines)],
-    ImageOrientationPatient: [...g.rowCosines, ...g.columnCosines].map(ds),
-    PixelSpacing: g.pixelSpacing.map(ds),
-    SliceThickness: ds(thickness),
-    SpacingBetweenSlices: ds(g.sliceSpacing),
-    FrameOfReferenceUID: g.frameOfReferenceUid,
-    PositionReferenceIndicator: str(first, 'PositionReferenceIndicator') ?? '',
-    Rows: g.rows,
-    Columns: g.columns,
-    ContributingEquipmentSequence: [
-      contributingEquipmentItem(provenance, purposeFor(kind.synthesized), {
-        manufacturer: deployment.manufacturer,
-        institutionName: deployment.institutionName,
-        stationName: deployment.stationName,
-      }, now),
-    ],
-  };
-  if (deployment.institutionName) dataset.InstitutionName = lo(deployment.institutionName);
-  if (deployment.stationName) dataset.StationName = deployment.stationName.slice(0, 16);
+  const dataset = scSeriesDataset(image, first, provenance, deployment, {
+    modality: o.modality ?? 'OT',
+    seriesInstanceUid: o.seriesInstanceUid ?? newUid(),
+    seriesNumber: o.seriesNumber ?? (kind.conversionType === 'SYN' ? 902 : 903),
+    seriesDescription: lo(o.seriesDescription ?? kind.description),
+    conversionType: kind.conversionType,
+    syntheticData: kind.syntheticData,
+    synthesized: kind.synthesized,
+    bodyPartDefault: 'HEAD',
+    derivationDescription: kind.derivation.slice(0, 1024),
+    imageComments: kind.comments,
+    now: o.now ?? new Date(),
+  });
   const sliceHeader = (z: number): NaturalDataset => {
     const src: SliceSource = image.sliceSources[z];
     headerFor(headers, src); // every source must be known
-    const p = g.slicePositions[z];
-    return {
-      ...dataset,
-      SOPInstanceUID: newUid(),
-      InstanceNumber: z + 1,
-      ImagePositionPatient: p.map(ds),
-      SliceLocation: ds(p[0] * g.normal[0] + p[1] * g.normal[1] + p[2] * g.normal[2]),
-      SourceImageSequence: [sourceImageItem(src, 'YES')],
-    };
+    return { ...dataset, ...scSliceAttributes(image, z), SourceImageSequence: [sourceImageItem(src, 'YES')] };
   };
   return { dataset, sliceHeader };
 }
