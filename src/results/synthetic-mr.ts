@@ -31,7 +31,7 @@ import { newUid, str, writePart10, type NaturalDataset } from '../dicom/dcmjs';
 import type { SliceSource, Vec3, Volume } from '../types';
 import { ds, headerFor, referencedSeriesSequence, sourceImageItem, validateDeployment, type DeploymentOptions } from './common';
 import { isValidUid, provenanceSummary, truncate, validateProvenance, type Provenance } from './provenance';
-import { orientationLetters, SC_IMAGE_STORAGE, scSeriesDataset, scSliceAttributes, SYNTHETIC_BANNER } from './sc';
+import { GRAY16_PIXELS, orientationLetters, SC_IMAGE_STORAGE, scSeriesDataset, scSliceAttributes, SYNTHETIC_BANNER } from './sc';
 import { burnBannerGray, placeBanner, type BannerPlacement } from './sc/font';
 import type { TumourSequence } from './tumour';
 
@@ -207,12 +207,7 @@ function writeSeries(
       imageComments: truncate(text.comments, 10240),
       now: o.now ?? new Date(),
     }),
-    SamplesPerPixel: 1,
-    PhotometricInterpretation: 'MONOCHROME2',
-    BitsAllocated: 16,
-    BitsStored: 16,
-    HighBit: 15,
-    PixelRepresentation: 0,
+    ...GRAY16_PIXELS,
     WindowCenter: ds(Math.round(center)),
     WindowWidth: ds(Math.round(width)),
   };

@@ -26,6 +26,16 @@ import { burnBannerGray, burnTextRgb, placeBanner, type BannerPlacement } from '
 export const SC_IMAGE_STORAGE = '1.2.840.10008.5.1.4.1.1.7';
 export const SYNTHETIC_BANNER = 'AI-GENERATED - NOT ACQUIRED';
 
+/** Image Pixel attributes of the 16-bit unsigned grayscale SC series (synthetic DWI here, synthetic MR / fused). */
+export const GRAY16_PIXELS: NaturalDataset = {
+  SamplesPerPixel: 1,
+  PhotometricInterpretation: 'MONOCHROME2',
+  BitsAllocated: 16,
+  BitsStored: 16,
+  HighBit: 15,
+  PixelRepresentation: 0,
+};
+
 export interface ScInstance {
   sopInstanceUid: string;
   /** Slice index (ascending along the normal) of the volume this instance shows. */
@@ -326,12 +336,7 @@ export function writeSyntheticSc(input: SyntheticScInput): ScSeriesResult {
     seriesUid = String(h.SeriesInstanceUID);
     const full: NaturalDataset = {
       ...h,
-      SamplesPerPixel: 1,
-      PhotometricInterpretation: 'MONOCHROME2',
-      BitsAllocated: 16,
-      BitsStored: 16,
-      HighBit: 15,
-      PixelRepresentation: 0,
+      ...GRAY16_PIXELS,
       WindowCenter: ds(Math.max(1, (p1 + Math.max(p99, p1 + 2)) / 2)),
       WindowWidth: ds(Math.max(2, Math.max(p99, p1 + 2) - p1)),
       PixelData: [frame.buffer],
