@@ -15,25 +15,12 @@ import { ModelRegistry } from '../src/models/registry';
 import { segmentTumour, type TumourSequence } from '../src/pipelines/brain-tumour-mr';
 import { synthesisStage } from '../src/pipelines/brain-tumour-mr/synthetic-series';
 import { assembleStudy } from '../src/study';
-import type { StoredInstance, Volume } from '../src/types';
-import { bratsCaseAvailable, writeBratsStudy } from '../test/helpers/brats-study';
-
-const CASE = 'Brats18_TCIA02_370_1';
-
-function repoRoot(): string {
-  let dir = __dirname;
-  while (!fs.existsSync(path.join(dir, 'package.json')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
-  return dir;
-}
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-const r0 = (x: number): number => Math.round(x);
+import type { Volume } from '../src/types';
+import { bratsCaseAvailable, bratsStoredInstances, writeBratsStudy } from '../test/helpers/brats-study';
+import { bratsBenchRoot, BRATS_BENCH_CASE as CASE, median, r0, repoRoot } from './brats-bench';
 
 export async function benchBrainTumourSynthesis(runs = 2): Promise<Record<string, unknown>> {
-  const root = path.join(process.env.STROKE_SHARED_DATA ?? path.resolve(repoRoot(), '..', 'shared', 'data'), 'brats2018');
+  const root = bratsBenchRoot();
   if (!bratsCaseAvailable(CASE, root)) return { skipped: `BraTS case ${CASE} not found under ${root}` };
   const registry = new ModelRegistry({ dir: path.join(repoRoot(), 'models'), providers: ['cpu'], intraOpThreads: 1 });
   await registry.loadAll();
@@ -44,19 +31,7 @@ export async function benchBrainTumourSynthesis(runs = 2): Promise<Record<string
   const variants: Record<string, unknown>[] = [];
   try {
     const study = writeBratsStudy({ caseId: CASE, root, sequences: ['T1', 'T2'], matrix: { T1: 256, T2: 256 }, slices: 30, outDir: path.join(work, 'study') });
-    const instances: StoredInstance[] = study.list.flatMap((s) =>
-      s.files.map((f) => ({
-        sopInstanceUid: f.sopInstanceUid,
-        sopClassUid: s.sopClassUid,
-        studyInstanceUid: study.study.studyInstanceUid,
-        seriesInstanceUid: s.seriesInstanceUid,
-        transferSyntaxUid: '1.2.840.10008.1.2.1',
-        path: f.path!,
-        bytes: f.part10.length,
-        receivedAt: new Date().toISOString(),
-        sourceAe: 'BENCH',
-      })),
-    );
+    const instances = bratsStoredInstances(study, 'BENCH');
     const stepsList: (number | undefined)[] = [undefined, ...(process.env.BENCH_SYNTH_STEPS ? [Number(process.env.BENCH_SYNTH_STEPS)] : [])];
     for (const steps of stepsList) {
       const config = parseConfig({ nodeName: 'bench', brainTumour: { synthesis: { budgetSeconds: 3600, ...(steps ? { steps } : {}) } } }, 'bench');

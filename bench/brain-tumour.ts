@@ -15,26 +15,13 @@ import { parseConfig } from '../src/config/load';
 import { ModelRegistry } from '../src/models/registry';
 import { brainTumourMr } from '../src/pipelines/brain-tumour-mr';
 import { assembleStudy } from '../src/study';
-import type { StoredInstance } from '../src/types';
-import { bratsCaseAvailable, writeBratsStudy, type BratsSequence } from '../test/helpers/brats-study';
+import { bratsCaseAvailable, bratsStoredInstances, writeBratsStudy, type BratsSequence } from '../test/helpers/brats-study';
+import { bratsBenchRoot, BRATS_BENCH_CASE as CASE, median, r0, repoRoot } from './brats-bench';
 
-const CASE = 'Brats18_TCIA02_370_1';
 const STAGES = ['assemble', 'grid', 'brainMask', 'preprocess', 'inference', 'postprocess', 'encode'] as const;
 
-function repoRoot(): string {
-  let dir = __dirname;
-  while (!fs.existsSync(path.join(dir, 'package.json')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
-  return dir;
-}
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-const r0 = (x: number): number => Math.round(x);
-
 export async function benchBrainTumour(runs = 3): Promise<Record<string, unknown>> {
-  const root = path.join(process.env.STROKE_SHARED_DATA ?? path.resolve(repoRoot(), '..', 'shared', 'data'), 'brats2018');
+  const root = bratsBenchRoot();
   if (!bratsCaseAvailable(CASE, root)) return { skipped: `BraTS case ${CASE} not found under ${root}` };
   const modelsDir = path.join(repoRoot(), 'models');
   const model = process.env.BENCH_TUMOUR_MODEL ?? 'brats-shaspec';
@@ -55,19 +42,7 @@ export async function benchBrainTumour(runs = 3): Promise<Record<string, unknown
       ['two missing (FLAIR + T1C)', ['FLAIR', 'T1C']],
     ] as [string, BratsSequence[]][]) {
       const study = writeBratsStudy({ caseId: CASE, root, sequences, matrix: { FLAIR: 256, T1: 256, T1C: 256, T2: 256 }, slices: 30, outDir: path.join(work, name.replace(/\W+/g, '-')) });
-      const instances: StoredInstance[] = study.list.flatMap((s) =>
-        s.files.map((f) => ({
-          sopInstanceUid: f.sopInstanceUid,
-          sopClassUid: s.sopClassUid,
-          studyInstanceUid: study.study.studyInstanceUid,
-          seriesInstanceUid: s.seriesInstanceUid,
-          transferSyntaxUid: '1.2.840.10008.1.2.1',
-          path: f.path!,
-          bytes: f.part10.length,
-          receivedAt: new Date().toISOString(),
-          sourceAe: 'BENCH',
-        })),
-      );
+      const instances = bratsStoredInstances(study, 'BENCH');
       const probe = brainTumourMr.accept((await assembleStudy(instances)).availability, route, registry);
       if (!probe.run) {
         scenarios.push({ name, sequences, skipped: probe.reason });

@@ -24,7 +24,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { newUid, writePart10, type NaturalDataset } from '../../src/dicom/dcmjs';
-import type { SliceSource, Vec3, Volume } from '../../src/types';
+import type { SliceSource, StoredInstance, Vec3, Volume } from '../../src/types';
 import { rasToLps, readNifti, voxelToRas, type Nifti } from './nifti';
 import { MR_IMAGE_STORAGE, newStudyContext, type StudyContext, type WrittenInstance, type WrittenSeries } from './series-writer';
 
@@ -423,4 +423,27 @@ export function writeBratsStudy(opts: BratsStudyOptions): BratsStudy {
     out.list.push(s);
   });
   return out;
+}
+
+/**
+ * The written study as the store's records of its files (what assembleStudy takes), series by series in
+ * study.list order; the study must have been written with outDir.
+ */
+export function bratsStoredInstances(study: BratsStudy, sourceAe = 'TEST'): StoredInstance[] {
+  return study.list.flatMap((s) =>
+    s.files.map((f) => {
+      if (!f.path) throw new Error(`bratsStoredInstances: ${f.sopInstanceUid} was not written to disk (writeBratsStudy without outDir)`);
+      return {
+        sopInstanceUid: f.sopInstanceUid,
+        sopClassUid: s.sopClassUid,
+        studyInstanceUid: study.study.studyInstanceUid,
+        seriesInstanceUid: s.seriesInstanceUid,
+        transferSyntaxUid: '1.2.840.10008.1.2.1',
+        path: f.path,
+        bytes: f.part10.length,
+        receivedAt: new Date().toISOString(),
+        sourceAe,
+      };
+    }),
+  );
 }

@@ -35,7 +35,7 @@ import {
   type OhifServerHandle,
 } from '../harness/ohif';
 import { orthancAvailable, startOrthanc, type OrthancHandle } from '../harness/orthanc';
-import { bratsCaseAvailable, writeBratsStudy, type BratsStudy } from '../helpers/brats-study';
+import { bratsCaseAvailable, bratsStoredInstances, writeBratsStudy, type BratsStudy } from '../helpers/brats-study';
 import { synthesisModelsDir } from '../helpers/synthesis-models';
 import { modelReady } from '../helpers/tumour-seg';
 
@@ -112,19 +112,7 @@ function positionProblems(got: Array<Vec3 | null>, expected: Array<Vec3 | null>,
     registry = new ModelRegistry({ dir: models.dir, providers: ['cpu'], intraOpThreads: 1 });
     await registry.loadAll();
     st = writeBratsStudy({ caseId: CASE, sequences: ['T1', 'T2'], matrix: { T2: 256 }, slices: 16, instanceOrder: 'shuffled', outDir: path.join(work, 'study') });
-    const instances = st.list.flatMap((s) =>
-      s.files.map((f) => ({
-        sopInstanceUid: f.sopInstanceUid,
-        sopClassUid: s.sopClassUid,
-        studyInstanceUid: st.study.studyInstanceUid,
-        seriesInstanceUid: s.seriesInstanceUid,
-        transferSyntaxUid: '1.2.840.10008.1.2.1',
-        path: f.path!,
-        bytes: f.part10.length,
-        receivedAt: new Date().toISOString(),
-        sourceAe: 'TEST',
-      })),
-    );
+    const instances = bratsStoredInstances(st);
     const config = parseConfig({ nodeName: 'ohif-synth-test', brainTumour: { synthesis: { budgetSeconds: 600 } } }, 'test');
     const route = parseConfig({ routes: [{ name: 'tumour', tasks: ['brain-tumour-mr'], destinations: [] }] }, 'test').routes[0];
     const assembled = await assembleStudy(instances);

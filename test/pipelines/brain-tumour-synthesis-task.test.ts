@@ -20,7 +20,7 @@ import { brainTumourMr } from '../../src/pipelines/brain-tumour-mr';
 import type { TaskRunResult } from '../../src/pipelines/task';
 import { assembleStudy } from '../../src/study';
 import type { StoredInstance } from '../../src/types';
-import { bratsCaseAvailable, writeBratsStudy, type BratsStudy } from '../helpers/brats-study';
+import { bratsCaseAvailable, bratsStoredInstances, writeBratsStudy, type BratsStudy } from '../helpers/brats-study';
 import { dciodvfy } from '../helpers/dciodvfy';
 import { synthesisModelsDir } from '../helpers/synthesis-models';
 import { modelReady } from '../helpers/tumour-seg';
@@ -40,19 +40,7 @@ beforeAll(async () => {
   registry = new ModelRegistry({ dir: synthesisModelsDir().dir, providers: ['cpu'], intraOpThreads: 1 });
   await registry.loadAll();
   study = writeBratsStudy({ caseId: CASE, sequences: ['T1', 'T2'], matrix: { T2: 256 }, slices: 12, outDir: path.join(work, 'study') });
-  instances = study.list.flatMap((s) =>
-    s.files.map((f) => ({
-      sopInstanceUid: f.sopInstanceUid,
-      sopClassUid: s.sopClassUid,
-      studyInstanceUid: study.study.studyInstanceUid,
-      seriesInstanceUid: s.seriesInstanceUid,
-      transferSyntaxUid: '1.2.840.10008.1.2.1',
-      path: f.path!,
-      bytes: f.part10.length,
-      receivedAt: new Date().toISOString(),
-      sourceAe: 'TEST',
-    })),
-  );
+  instances = bratsStoredInstances(study);
 }, 120000);
 
 afterAll(async () => {

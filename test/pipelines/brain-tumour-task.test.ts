@@ -17,8 +17,7 @@ import { brainTumourMr, enhancingTumourCaveat, enhancingWithoutT1c, ET_RELIABLE_
 import type { ModelManifest } from '../../src/models/manifest';
 import type { TaskRunResult } from '../../src/pipelines/task';
 import { assembleStudy, type AssembledStudy } from '../../src/study';
-import type { StoredInstance } from '../../src/types';
-import { bratsCaseAvailable, writeBratsStudy, type BratsSequence, type BratsStudy } from '../helpers/brats-study';
+import { bratsCaseAvailable, bratsStoredInstances, writeBratsStudy, type BratsSequence, type BratsStudy } from '../helpers/brats-study';
 import { dciodvfy } from '../helpers/dciodvfy';
 import { diceOf, modelReady, modelsSubset, segToLabels, TC, WT } from '../helpers/tumour-seg';
 
@@ -56,22 +55,6 @@ afterAll(() => {
   if (work) fs.rmSync(work, { recursive: true, force: true });
 });
 
-function stored(study: BratsStudy): StoredInstance[] {
-  return study.list.flatMap((s) =>
-    s.files.map((f) => ({
-      sopInstanceUid: f.sopInstanceUid,
-      sopClassUid: s.sopClassUid,
-      studyInstanceUid: study.study.studyInstanceUid,
-      seriesInstanceUid: s.seriesInstanceUid,
-      transferSyntaxUid: '1.2.840.10008.1.2.1',
-      path: f.path!,
-      bytes: f.part10.length,
-      receivedAt: new Date().toISOString(),
-      sourceAe: 'TEST',
-    })),
-  );
-}
-
 function route(model?: string): Route {
   const c = parseConfig({ routes: [{ name: 'tumour', tasks: ['brain-tumour-mr'], destinations: [], ...(model ? { models: { brainTumour: model } } : {}) }] }, 'test');
   return c.routes[0];
@@ -90,7 +73,7 @@ interface Ran {
 
 async function runCase(name: string, sequences: BratsSequence[], opts: { model?: string; instanceOrder?: 'shuffled' } = {}): Promise<Ran> {
   const study = writeBratsStudy({ caseId: CASE, sequences, matrix: { T2: 256 }, instanceOrder: opts.instanceOrder, outDir: path.join(work, name) });
-  const instances = stored(study);
+  const instances = bratsStoredInstances(study);
   if (opts.instanceOrder === 'shuffled') instances.reverse();
   const assembled = await assembleStudy(instances);
   const r = route(opts.model);
@@ -237,7 +220,7 @@ maybe(`brain-tumour-mr run() on BraTS TEST case ${CASE} as a clinical DICOM stud
     expect(wt).toBeGreaterThan(FLOOR.four);
 
     const s = writeBratsStudy({ caseId: CASE, sequences: ['FLAIR', 'T1C', 'T2'], slices: 4, outDir: path.join(work, 'unet4-no-t1') });
-    const av = (await assembleStudy(stored(s))).availability;
+    const av = (await assembleStudy(bratsStoredInstances(s))).availability;
     const a = brainTumourMr.accept(av, route('brats-unet4'), registry);
     expect(a).toMatchObject({ run: true, plan: { model: 'brats-shaspec', fallbackFrom: 'brats-unet4' }, note: expect.stringMatching(/brats-unet4.*lacks T1.*brats-shaspec .*runs instead/) });
     // no any-subset model ready: not run, with the reason
