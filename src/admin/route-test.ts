@@ -34,6 +34,12 @@ export interface RouteTestResult {
   facts: { calledAeTitle?: string; callingAeTitle?: string; series: Record<string, string | undefined>[]; time: string };
   /** The route taken (first that matches, in configuration order), or null. */
   route: string | null;
+  /**
+   * Stored study: the route its latest job was pinned to at arrival (on the series seen then), and a note when the
+   * rules give another route on the whole study now (e.g. a catch-all took it before the series a rule names came).
+   */
+  takenRoute?: string;
+  routeNote?: string;
   /** What happens to the study when no route matches. */
   noRoute?: string;
   routes: ReturnType<typeof chooseRoute>['evaluations'];
@@ -119,6 +125,13 @@ export function routeTestRouter(node: StrokeNode, registry: Pick<ModelRegistry, 
       const chosen = chooseRoute(routes, facts);
       const out: RouteTestResult = base('stored study', facts, chosen);
       out.studyRef = ref(uid);
+      const latest = (await node.queue.list({ limit: 500 })).filter((j) => j.studyUid === uid).sort((a, b) => b.id - a.id)[0];
+      if (latest) {
+        out.takenRoute = latest.route;
+        if (latest.route !== out.route) {
+          out.routeNote = `arrival pinned route "${latest.route}" on the series seen at the time (docs/routing.md: chosen at arrival, first match wins); on the whole study the rules now give ${out.route ? `"${out.route}"` : 'no route'}`;
+        }
+      }
       if (chosen.route) {
         const { av, from } = await availability(uid, rows, chosen.route);
         const sel = selectTasks(chosen.route, av, registry, facts);

@@ -59,6 +59,7 @@
     ]);
     out.appendChild(head);
     if (r.noRoute) out.appendChild(el('p', { cls: 'muted', 'data-testid': 'rt-noroute', text: r.noRoute }));
+    if (r.routeNote) out.appendChild(el('p', { cls: 'warn', 'data-testid': 'rt-routenote', text: 'Taken at arrival: ' + r.takenRoute + '. ' + r.routeNote }));
     var rows = [];
     r.routes.forEach(function (e) {
       if (!e.checks.length) {
