@@ -80,3 +80,41 @@ const raw = (a: Float32Array | Uint8Array): Buffer => Buffer.from(a.buffer, a.by
     }
   }, 300000);
 });
+
+/**
+ * The real Siemens Prisma XA30 healthy volunteer's sagittal T1 MPRAGE (enhanced MR, with skull and neck) through the
+ * same route: T1 only, on a sagittal grid. No tumour (a volunteer): every marked mL is a false positive, reported in
+ * models/README.md next to the Philips figures.
+ */
+const SIEMENS_T1 = path.join(DICOM_DATA, 'siemens-xa30-enhanced-dwi', '5_anat-T1w_acq-tfl');
+(fs.existsSync(SIEMENS_T1) && modelReady('brats-shaspec') ? describe : describe.skip)('real Siemens volunteer T1 through a route with tasks [brain-tumour-mr]', () => {
+  test('SEG + SR made, dciodvfy clean; what a T1-only study of a healthy volunteer gets marked', async () => {
+    const work = fs.mkdtempSync(path.join(os.tmpdir(), 'tumour-siemens-'));
+    const registry = new ModelRegistry({ dir: modelsSubset(['brats-shaspec', 'brats-unet4']), providers: ['cpu'], intraOpThreads: 1 });
+    await registry.loadAll();
+    try {
+      const config = parseConfig({ nodeName: 'siemens-test', routes: [{ name: 'tumour', tasks: ['brain-tumour-mr'], destinations: [] }] }, 'test');
+      const proc = createProcessor({ config, registry, nodeVersion: 'test', resultsDir: work });
+      const instances = instancesIn(SIEMENS_T1);
+      const r = await proc({ id: 1, studyUid: instances[0].studyInstanceUid } as never, instances, config.routes[0]);
+      expect(r.state).toBe('done');
+      const o = r.outcome as StudyOutcome;
+      const d = o.tasks.find((x) => x.task === 'brain-tumour-mr')!;
+      expect(d).toMatchObject({ run: true, ran: true });
+      expect(o.availability.available).toMatchObject({ T1: true, FLAIR: false, T1C: false, T2: false });
+      for (const kind of ['SEG', 'SR']) {
+        const out = o.outputs.find((x) => x.kind === kind)!;
+        expect(dciodvfy(fs.readFileSync(out.path)).errors).toEqual([]);
+      }
+      const m = d.measurements as Record<string, number>;
+      console.log(`Siemens volunteer T1: ${JSON.stringify(m)}`);
+      expect(m.brainMaskMl).toBeGreaterThan(700);
+      expect(m.brainMaskMl).toBeLessThan(2000);
+      // no acquired T1C: enhancement not assessed (count-as-core)
+      expect(m.enhancingTumourMl).toBe(0);
+    } finally {
+      await registry.close();
+      fs.rmSync(work, { recursive: true, force: true });
+    }
+  }, 600000);
+});
