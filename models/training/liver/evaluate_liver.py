@@ -36,7 +36,12 @@ def predict_series(model, x_model: np.ndarray, modality: float, rows: int, cols:
             x = torch.from_numpy(x_model[i:i + batch]).float()[:, None].to(device)
             m = torch.full((len(x),), modality, device=device)
             probs.append(torch.softmax(model(x, m), 1).cpu().numpy())
-    p = np.concatenate(probs)  # [S, 3, size, size]
+    return labels_from_probs(np.concatenate(probs), rows, cols, ps, spacing)
+
+
+def labels_from_probs(p: np.ndarray, rows: int, cols: int, ps: float, spacing: float) -> np.ndarray:
+    """p: softmax [S, 3, size, size] on the model grid -> argmax labels uint8 [S, rows, cols] on the source grid
+    (bilinear, edge-clamped; source pixels outside the model grid: background)."""
     size = p.shape[-1]
     ys = (np.arange(rows) - (rows - 1) / 2) * ps / spacing + (size - 1) / 2
     xs = (np.arange(cols) - (cols - 1) / 2) * ps / spacing + (size - 1) / 2
