@@ -98,8 +98,37 @@ export interface AvailabilityRecord {
     T1: boolean;
     T1C: boolean;
     T2: boolean;
+    /** Liver task (src/study/abdomen.ts): a usable abdominal CT / abdominal MR series (optional: older records lack them). */
+    CT_ABDOMEN?: boolean;
+    MR_ABDOMEN?: boolean;
   };
   series: SeriesDecision[];
+  /** The liver task's view of the study: every CT/MR series judged as an abdominal liver input, and the pick. */
+  abdomen?: AbdomenAvailability;
   /** Why nothing (or something) could not be used, in words for the admin page. */
   notes: string[];
+}
+
+/** CT contrast phase / MR sequence of an abdominal series, as the liver task ranks them. */
+export type AbdomenKind = 'CT_PORTAL_VENOUS' | 'CT_ARTERIAL' | 'CT_NON_CONTRAST' | 'CT_DELAYED' | 'MR_T1C' | 'MR_T2' | 'MR_T1';
+
+/** One series judged as an abdominal liver input (src/study/abdomen.ts), with the reason in words. */
+export interface AbdomenSeriesDecision {
+  seriesInstanceUid: string;
+  seriesDescription?: string;
+  modality?: string;
+  kind?: AbdomenKind;
+  usable: boolean;
+  reason: string;
+  /** Slice thickness (mm) and slice count, for the pick. */
+  sliceThicknessMm?: number;
+  slices?: number;
+}
+
+export interface AbdomenAvailability {
+  series: AbdomenSeriesDecision[];
+  /** The series the liver task runs on, and why that one. */
+  pick?: { seriesInstanceUid: string; modality: 'CT' | 'MR'; kind: AbdomenKind; reason: string };
+  /** Study-level evidence (body part / descriptions) in words. */
+  region: string;
 }

@@ -144,6 +144,7 @@ export const RouteSchema = z
         singleModality: z.string().default('shaspec-missing'),
         ctToDwi: z.string().default('ct2dwi'),
         brainTumour: z.string().default('brats-shaspec').describe('brain-tumour-mr: the FLAIR/T1/T1C/T2 segmentation model (brats-shaspec: any subset; brats-unet4: only with all four, else brats-shaspec when ready)'),
+        liver: z.string().default('liver-aqcf').describe('liver-ct-mr: the liver + liver tumour model for abdominal CT or MRI (one model, modality as an input)'),
       })
       .strict()
       .default({}),

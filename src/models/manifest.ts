@@ -38,7 +38,7 @@ const ManifestObject = z
     version: z.string().min(1),
     file: z.string().min(1),
     sha256: z.string().regex(/^[0-9a-f]{64}$/),
-    task: z.enum(['lesion-segmentation', 'ct-to-dwi', 'brain-tumour-segmentation', 'mr-sequence-synthesis', 'mr-fusion']),
+    task: z.enum(['lesion-segmentation', 'ct-to-dwi', 'brain-tumour-segmentation', 'mr-sequence-synthesis', 'mr-fusion', 'liver-tumour-segmentation']),
     inputs: z
       .object({
         tensor: z.string().min(1),
@@ -53,6 +53,9 @@ const ManifestObject = z
         modalityMaskOrder: z.array(z.string().min(1)).min(1).optional(),
         /** Modalities that must all be present for the model to run (e.g. brats-unet4: all four). */
         required: z.array(z.string()).optional(),
+        /** Liver models: the name of the per-slice modality input ([N], 1 = CT, 0 = MRI; values in modalityValues). */
+        modalityTensor: z.string().min(1).optional(),
+        modalityValues: z.record(z.number()).optional(),
       })
       .passthrough(),
     outputs: z
@@ -93,4 +96,19 @@ export function manifestModalities(m: ModelManifest): string[] {
 /** Modalities a model needs all of (`inputs.required`, else `inputs.requires`); [] = any subset. */
 export function requiredModalities(m: ModelManifest): string[] {
   return m.inputs.required ?? m.inputs.requires ?? [];
+}
+
+/** A liver model's post-processing (manifest `postprocess`, issue 16 contract); defaults are the contract's. */
+export interface LiverPostprocess {
+  keepLargestLiverComponent: boolean;
+  connectivity: 26;
+  minTumourMl: number;
+}
+
+export function liverPostprocess(m: ModelManifest): LiverPostprocess {
+  const p = (m as unknown as { postprocess?: { keepLargestLiverComponent?: unknown; connectivity?: unknown; minTumourMl?: unknown } }).postprocess ?? {};
+  if (p.connectivity !== undefined && p.connectivity !== 26) throw new Error(`model ${m.name}: postprocess.connectivity ${String(p.connectivity)}, the node implements 26`);
+  const min = p.minTumourMl === undefined ? 0.065 : Number(p.minTumourMl);
+  if (!Number.isFinite(min) || min < 0) throw new Error(`model ${m.name}: postprocess.minTumourMl ${String(p.minTumourMl)} is not a non-negative number`);
+  return { keepLargestLiverComponent: p.keepLargestLiverComponent !== false, connectivity: 26, minTumourMl: min };
 }

@@ -187,6 +187,8 @@ export class ModelRegistry {
     // a diffusion denoiser (brats-m2dn) also takes the timestep t [N]
     const tName = (m.inputs as { timestepTensor?: string }).timestepTensor ?? (m.task === 'mr-sequence-synthesis' ? 't' : undefined);
     if (tName) feeds[tName] = { data: new Float32Array(1), dims: [1] };
+    // a liver model (liver-aqcf) also takes the modality of each slice [N] (1 CT, 0 MRI)
+    if (m.inputs.modalityTensor) feeds[m.inputs.modalityTensor] = { data: new Float32Array(1).fill(1), dims: [1] };
     await this.runSession(entry, feeds, false);
   }
 

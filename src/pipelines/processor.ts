@@ -29,7 +29,13 @@ export interface StudyOutcome {
   model?: ModelUse;
   /** CT-only studies: the synthesis model that made the synthetic DWI the lesion model ran on. */
   synthesisModel?: ModelUse;
-  availability: { available: AvailabilityRecord['available']; series: { description?: string; classification: string; usable: boolean; reason: string; bValues?: number[] }[]; notes: string[] };
+  availability: {
+    available: AvailabilityRecord['available'];
+    series: { description?: string; classification: string; usable: boolean; reason: string; bValues?: number[] }[];
+    notes: string[];
+    /** The liver task's judgement of the CT/MR series and its pick (src/study/abdomen.ts). */
+    abdomen?: AvailabilityRecord['abdomen'];
+  };
   lesionVolumeMl?: number;
   coreVolumeMl?: number;
   /** Why no core volume was reported although an ADC was there (e.g. ADC from b = 2500), or how it was applied. */
@@ -70,6 +76,7 @@ export function createProcessor(deps: ProcessorDeps): StudyProcessor {
       available: av.available,
       series: av.series.map((s) => ({ description: s.seriesDescription, classification: s.classification, usable: s.usable, reason: s.reason, bValues: s.bValues })),
       notes: av.notes,
+      ...(av.abdomen && av.abdomen.series.some((x) => x.modality === 'CT' || x.modality === 'MR') ? { abdomen: av.abdomen } : {}),
     };
     // The embedded store's rows carry the called AE (a shared queue's references do not: then unknown).
     const first = instances[0] as (StoredInstance & { calledAe?: string | null }) | undefined;

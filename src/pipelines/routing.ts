@@ -34,8 +34,8 @@ export const DICOM_ROUTING_FIELDS = [
 export const ROUTING_FIELDS = ['calledAeTitle', 'callingAeTitle', ...DICOM_ROUTING_FIELDS] as const;
 export type RoutingField = (typeof ROUTING_FIELDS)[number];
 
-/** Content facts a task condition may test (the availability record's keys). */
-export const CONTENT_KINDS = ['DWI', 'ADC', 'CT', 'FLAIR', 'T1', 'T1C', 'T2'] as const;
+/** Content facts a task condition may test (the availability record's keys; CT_ABDOMEN / MR_ABDOMEN: the liver task's series, src/study/abdomen.ts). */
+export const CONTENT_KINDS = ['DWI', 'ADC', 'CT', 'FLAIR', 'T1', 'T1C', 'T2', 'CT_ABDOMEN', 'MR_ABDOMEN'] as const;
 export type ContentKind = (typeof CONTENT_KINDS)[number];
 
 export type Condition =

@@ -3,7 +3,7 @@
  * configuration schema can validate routes[].tasks without loading any pipeline code; test/pipelines/tasks.test.ts
  * checks that it lists exactly the registered tasks (src/pipelines/tasks.ts).
  */
-export const TASK_IDS = ['stroke-mr', 'stroke-ct', 'brain-tumour-mr'] as const;
+export const TASK_IDS = ['stroke-mr', 'stroke-ct', 'brain-tumour-mr', 'liver-ct-mr'] as const;
 export type TaskId = (typeof TASK_IDS)[number];
 
 /** What a route with no `tasks` runs: the stroke tasks (what the node did before tasks existed). */

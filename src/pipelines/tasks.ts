@@ -15,6 +15,7 @@ import type { Route, RouteTask } from '../config/schema';
 import type { ModelRegistry } from '../models/registry';
 import type { AvailabilityRecord } from '../types';
 import { brainTumourMr } from './brain-tumour-mr';
+import { liverCtMr } from './liver-ct-mr';
 import { Condition, ConditionCheck, ContentKind, CONTENT_KINDS, RoutingFacts, evaluate } from './routing';
 import { strokeCt } from './stroke-ct';
 import { strokeMr } from './stroke-mr';
@@ -22,7 +23,7 @@ import type { Task } from './task';
 import { TASK_IDS, TaskId } from './task-ids';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const TASKS: Task<any>[] = [strokeMr, strokeCt, brainTumourMr];
+export const TASKS: Task<any>[] = [strokeMr, strokeCt, brainTumourMr, liverCtMr];
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export function getTask(id: string): Task<any> | undefined {

@@ -159,6 +159,19 @@ export const Codes = {
   Necrosis: code('6574001', 'SCT', 'Necrosis'),
   /** Finding of the composite measurements (whole tumour, tumour core): CID 7151 (108369006, SCT, "Neoplasm"). */
   Neoplasm: code('108369006', 'SCT', 'Neoplasm'),
+  /**
+   * Liver task (results/liver.ts). Segment 1: category (123037004, SCT, "Anatomical Structure") (CID 7150), type
+   * (10200004, SCT, "Liver") (CID 7154 Abdominal Segmentation Types, in CID 7151). Segment 2: category
+   * "Morphologically Abnormal Structure", type "Neoplasm" (as the brain tumour composites), anatomic region Liver.
+   */
+  AnatomicalStructure: code('123037004', 'SCT', 'Anatomical Structure'),
+  Liver: code('10200004', 'SCT', 'Liver'),
+  /** Longest axial diameter of a tumour (as RECIST measurements in TID 1500 reports): (103339001, SCT, "Long Axis"), mm. */
+  LongAxis: code('103339001', 'SCT', 'Long Axis'),
+  Millimeter: code('mm', 'UCUM', 'millimeter'),
+  NoUnits: code('1', 'UCUM', 'no units'),
+  /** No standard concept for "number of tumours found in an organ": a private code under this node's scheme (README). */
+  NumberOfLiverTumours: code('LIVERTUMOURS', '99STROKENODE', 'Number of liver tumours'),
 } as const;
 
 /** A display colour in sRGB (0..255). */

@@ -7,6 +7,7 @@
  *  - Provenance: what every object records about the node and model that produced it
  *  - codes: coded concepts, refusing invalid codes
  *  - writeTumourResults: brain tumour SEG (three BraTS sub-regions) + TID 1500 SR (tumour.ts)
+ *  - writeLiverResults: liver + liver tumour SEG + TID 1500 SR (liver.ts)
  */
 export { CodedConcept, Codes, InvalidCodeError, code, rgbToDicomLab, type Rgb } from './codes';
 export {
@@ -54,3 +55,4 @@ export {
   type TumourResultInput,
   type TumourResults,
 } from './tumour';
+export { writeLiverResults, buildLiverSeg, buildLiverSr, liverSegments, LiverLabel, NO_COUINAUD, type LiverResultInput, type LiverResults, type LiverTumourReport } from './liver';

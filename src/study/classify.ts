@@ -167,7 +167,7 @@ export function bKey(b: number): number {
 /**
  * Classify one series from its headers. `frames` are all frames of the series.
  */
-export function classifySeries(headers: InstanceHeader[], opts: ClassifyOptions = {}): Classification {
+export function classifySeries(headers: InstanceHeader[], opts: ClassifyOptions & { anyBodyPart?: boolean } = {}): Classification {
   const readable = headers.filter((h) => !h.error);
   if (readable.length === 0) {
     return { classification: 'IGNORED', usable: false, reason: headers[0]?.error ?? 'no readable instance' };
@@ -189,7 +189,8 @@ export function classifySeries(headers: InstanceHeader[], opts: ClassifyOptions 
     return { classification: 'IGNORED', usable: false, reason: `ImageType contains ${ignoredType} (${itText})` };
   }
   const bodyPart = str(ds, 'BodyPartExamined');
-  const bodyPartOk = !bodyPart || HEAD_BODY_PART.test(bodyPart);
+  // anyBodyPart: the liver task (abdomen.ts) reuses the MR weighting rules on abdominal series.
+  const bodyPartOk = opts.anyBodyPart === true || !bodyPart || HEAD_BODY_PART.test(bodyPart);
 
   if (modality === 'CT') {
     const kernel = str(ds, 'ConvolutionKernel');

@@ -12,7 +12,8 @@ import { FrameInfo, InstanceHeader, readHeader } from './header';
 import { bKey, Classification, ClassifyOptions, classifySeries, SeriesClass } from './classify';
 import { dot, loadVolume, PixelCache, stackGeometry } from './volume';
 import { computeAdc, geometricMeanTrace } from './diffusion';
-import { VolumeGeometry } from '../types';
+import { AbdomenAvailability, VolumeGeometry } from '../types';
+import { assessAbdomen } from './abdomen';
 
 export { toModelGrid, fromModelGrid, slicesBySource, sliceSourceKey } from './resample';
 export type { ModelGrid, ModelGridVolume } from './resample';
@@ -38,6 +39,11 @@ export interface StudyVolumes {
 export interface AssembledStudy {
   availability: AvailabilityRecord;
   volumes: StudyVolumes;
+  /**
+   * The liver task's series (src/study/abdomen.ts), loaded only when a task asks for it (an abdominal CT is
+   * ~100 MB of pixels: a route without the liver task never reads them).
+   */
+  abdomen?: { pick: NonNullable<AbdomenAvailability['pick']>; load(): Promise<Volume> };
   /** One parsed header an instance, without PixelData, keyed by SOPInstanceUID. */
   headers: Map<string, NaturalDataset>;
 }
@@ -379,6 +385,20 @@ export async function assembleFromHeaders(headerList: InstanceHeader[], options:
   await pickStructural('T1C', 'T1C', 'T1C');
   await pickStructural('T2', 'T2', 'T2');
 
+  // ---- the liver task's abdominal series (own judgement of every CT/MR series; loaded on demand) ----
+  const abd = assessAbdomen(series.map((s) => ({ uid: s.uid, headers: s.headers })), options);
+  let abdomen: AssembledStudy['abdomen'];
+  const pick = abd.availability.pick;
+  if (pick) {
+    const j = abd.stacks.get(pick.seriesInstanceUid)!;
+    const kind: VolumeKind = pick.modality === 'CT' ? 'CT' : pick.kind === 'MR_T1C' ? 'T1C' : pick.kind === 'MR_T2' ? 'T2' : 'T1';
+    let loaded: Promise<Volume> | undefined;
+    abdomen = {
+      pick,
+      load: () => (loaded ??= loadVolume(kind, j.geometry!, j.sorted!, cache, { seriesDescription: j.decision.seriesDescription })),
+    };
+  }
+
   const available = {
     DWI: !!volumes.DWI,
     ADC: !!volumes.ADC,
@@ -387,6 +407,9 @@ export async function assembleFromHeaders(headerList: InstanceHeader[], options:
     T1: !!volumes.T1,
     T1C: !!volumes.T1C,
     T2: !!volumes.T2,
+    // set only when true: the head protocols' records (and their tests) keep their seven keys
+    ...(abd.availability.series.some((d) => d.usable && d.modality === 'CT') ? { CT_ABDOMEN: true } : {}),
+    ...(abd.availability.series.some((d) => d.usable && d.modality === 'MR') ? { MR_ABDOMEN: true } : {}),
   };
   for (const [k, v] of Object.entries(volumes) as [string, Volume | undefined][]) {
     if (v) {
@@ -395,6 +418,7 @@ export async function assembleFromHeaders(headerList: InstanceHeader[], options:
       );
     }
   }
+  if (pick) notes.push(`liver series: ${pick.reason}`);
   if (!Object.values(available).some((x) => x)) {
     notes.push(
       instances.length === 0
@@ -403,8 +427,9 @@ export async function assembleFromHeaders(headerList: InstanceHeader[], options:
     );
   }
   return {
-    availability: { studyInstanceUid, available, series: series.map((s) => s.decision), notes },
+    availability: { studyInstanceUid, available, series: series.map((s) => s.decision), notes, abdomen: abd.availability },
     volumes,
+    abdomen,
     headers,
   };
 }

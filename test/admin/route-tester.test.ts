@@ -93,6 +93,7 @@ describe('API', () => {
       ['stroke-mr', true, true],
       ['brain-tumour-mr', false, false],
       ['stroke-ct', false, false],
+      ['liver-ct-mr', false, false],
     ]);
     expect(o.tasks[0].outputs?.map((x) => x.kind)).toEqual(['SEG', 'SR']);
     expect(o.tasks[1].reason).toMatch(/content present \["T1C"\]/);

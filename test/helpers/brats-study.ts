@@ -427,9 +427,9 @@ export function writeBratsStudy(opts: BratsStudyOptions): BratsStudy {
 
 /**
  * The written study as the store's records of its files (what assembleStudy takes), series by series in
- * study.list order; the study must have been written with outDir.
+ * study.list order; the study must have been written with outDir. Any written study works (the liver helper uses it).
  */
-export function bratsStoredInstances(study: BratsStudy, sourceAe = 'TEST'): StoredInstance[] {
+export function bratsStoredInstances(study: { study: StudyContext; list: WrittenSeries[] }, sourceAe = 'TEST'): StoredInstance[] {
   return study.list.flatMap((s) =>
     s.files.map((f) => {
       if (!f.path) throw new Error(`bratsStoredInstances: ${f.sopInstanceUid} was not written to disk (writeBratsStudy without outDir)`);

@@ -28,7 +28,7 @@ export function modelsSubset(names: string[]): string {
 }
 
 /** SEG → labels 0..3 (segment number) on the series' grid, frames placed by their ReferencedSOPInstanceUID. */
-export function segToLabels(seg: NaturalDataset, series: BratsSeries): Uint8Array {
+export function segToLabels(seg: NaturalDataset, series: Pick<BratsSeries, 'volume' | 'files'>): Uint8Array {
   const g = series.volume.geometry;
   const sliceOf = new Map(series.files.map((f) => [f.sopInstanceUid, f.sliceIndex]));
   const rows = num(seg, 'Rows')!;

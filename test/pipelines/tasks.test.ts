@@ -49,7 +49,7 @@ describe('default route (stroke tasks only): what the node did before tasks exis
     expect(decision(s, 'stroke-mr').plan).toEqual({ model: 'dual-encoder', inputs: ['DWI', 'ADC'], note: undefined });
     expect(decision(s, 'stroke-ct').reason).toMatch(/no usable head CT/);
     expect(decision(s, 'brain-tumour-mr')).toMatchObject({ listed: false, run: false, reason: expect.stringMatching(/not listed in route "r" tasks \(stroke-mr, stroke-ct\)/) });
-    expect(s.decisions).toHaveLength(3);
+    expect(s.decisions).toHaveLength(TASK_IDS.length);
   });
 
   test('DWI only → the missing-modality model; dual encoder not ready → fallback with a note', () => {

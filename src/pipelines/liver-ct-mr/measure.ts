@@ -1,0 +1,224 @@
+/**
+ * Post-processing and measurements of the liver model's label map (issue 16 contract; models/training/liver/
+ * liver_post.py does the same in python, and test/fixtures/liver/expected.json holds its answers):
+ *
+ * postprocessLiver: (1) liver region = class >= 1; only its largest 26-connected 3-D component is kept (ties: the
+ *   component met first in (slice, row, column) raster order), the rest becomes background; (2) tumour = class 2
+ *   inside it; 26-connected tumour components with a volume < minTumourMl become liver.
+ * measureLiver: liver mL (liver + tumour voxels); per tumour (26-connected component of class 2): mL, longest axial
+ *   diameter = the largest in-plane distance between two voxel centres of the component on any one slice, plus one
+ *   pixel spacing (a caliper laid on the image touches the voxels' outer edges, not their centres; the row spacing,
+ *   as the python reference: square pixels in practice), centroid (voxel indices and patient LPS mm). Tumours are
+ *   listed by volume, largest first (equal sizes: raster order). No Couinaud segment: it is defined by the hepatic
+ *   and portal veins, which the model does not segment, so none is derived.
+ */
+import type { VolumeGeometry } from '../../types';
+
+/** 26-connected components of mask (non-zero voxels), numbered 1.. in raster order of their first voxel. */
+export function components26(mask: Uint8Array, slices: number, rows: number, columns: number): { labels: Int32Array; sizes: number[] } {
+  const n = slices * rows * columns;
+  if (mask.length !== n) throw new Error(`mask has ${mask.length} voxels, the grid ${n}`);
+  const labels = new Int32Array(n);
+  const sizes: number[] = [0];
+  const plane = rows * columns;
+  let stack = new Int32Array(1024);
+  for (let start = 0; start < n; start++) {
+    if (!mask[start] || labels[start]) continue;
+    const id = sizes.length;
+    let size = 0;
+    let top = 0;
+    stack[top++] = start;
+    labels[start] = id;
+    while (top) {
+      const v = stack[--top];
+      size++;
+      const z = (v / plane) | 0;
+      const rem = v - z * plane;
+      const r = (rem / columns) | 0;
+      const c = rem - r * columns;
+      for (let dz = -1; dz <= 1; dz++) {
+        const zz = z + dz;
+        if (zz < 0 || zz >= slices) continue;
+        for (let dr = -1; dr <= 1; dr++) {
+          const rr = r + dr;
+          if (rr < 0 || rr >= rows) continue;
+          for (let dc = -1; dc <= 1; dc++) {
+            const cc = c + dc;
+            if (cc < 0 || cc >= columns) continue;
+            const u = zz * plane + rr * columns + cc;
+            if (!mask[u] || labels[u]) continue;
+            labels[u] = id;
+            if (top === stack.length) {
+              const bigger = new Int32Array(stack.length * 2);
+              bigger.set(stack);
+              stack = bigger;
+            }
+            stack[top++] = u;
+          }
+        }
+      }
+    }
+    sizes.push(size);
+  }
+  return { labels, sizes };
+}
+
+export interface LiverGrid {
+  slices: number;
+  rows: number;
+  columns: number;
+  /** [row spacing, column spacing] mm (DICOM PixelSpacing order). */
+  pixelSpacing: [number, number];
+  /** Centre-to-centre distance of adjacent slices, mm. */
+  sliceSpacing: number;
+}
+
+export const voxelMlOf = (g: Pick<LiverGrid, 'pixelSpacing' | 'sliceSpacing'>): number => (g.pixelSpacing[0] * g.pixelSpacing[1] * g.sliceSpacing) / 1000;
+
+export interface LiverPostprocessResult {
+  labels: Uint8Array;
+  /** What was removed, in words (outcome, SR). */
+  summary: string;
+  removedLiverMl: number;
+  smallTumoursToLiver: number;
+}
+
+/** Contract post-processing (file comment). Returns a new label map. */
+export function postprocessLiver(pred: Uint8Array, g: LiverGrid, minTumourMl: number): LiverPostprocessResult {
+  const { slices, rows, columns } = g;
+  const vml = voxelMlOf(g);
+  const out = new Uint8Array(pred.length);
+  const liverMask = new Uint8Array(pred.length);
+  for (let i = 0; i < pred.length; i++) liverMask[i] = pred[i] >= 1 ? 1 : 0;
+  const liv = components26(liverMask, slices, rows, columns);
+  if (liv.sizes.length === 1) return { labels: out, summary: 'no liver voxel predicted', removedLiverMl: 0, smallTumoursToLiver: 0 };
+  let best = 1;
+  for (let k = 2; k < liv.sizes.length; k++) if (liv.sizes[k] > liv.sizes[best]) best = k;
+  let removed = 0;
+  for (let i = 0; i < pred.length; i++) {
+    if (liv.labels[i] === best) out[i] = pred[i] === 2 ? 2 : 1;
+    else if (liv.labels[i]) removed++;
+  }
+  const tumourMask = new Uint8Array(pred.length);
+  for (let i = 0; i < out.length; i++) tumourMask[i] = out[i] === 2 ? 1 : 0;
+  const tum = components26(tumourMask, slices, rows, columns);
+  const small = new Set<number>();
+  for (let k = 1; k < tum.sizes.length; k++) if (tum.sizes[k] * vml < minTumourMl) small.add(k);
+  if (small.size) for (let i = 0; i < out.length; i++) if (tum.labels[i] && small.has(tum.labels[i])) out[i] = 1;
+  const r2 = (x: number): number => Math.round(x * 100) / 100;
+  const summary = [
+    `largest 26-connected liver component kept (${liv.sizes.length - 1} component(s)${removed ? `; ${r2(removed * vml)} mL elsewhere set to background` : ''})`,
+    `${small.size} tumour component(s) under ${minTumourMl} mL counted as liver`,
+  ].join('; ');
+  return { labels: out, summary, removedLiverMl: removed * vml, smallTumoursToLiver: small.size };
+}
+
+export interface TumourMeasurement {
+  /** 1-based, largest first. */
+  index: number;
+  voxels: number;
+  ml: number;
+  longestAxialDiameterMm: number;
+  /** The slice (0-based, ascending along the normal) the longest axial diameter lies on. */
+  diameterSlice: number;
+  centroidVoxel: { slice: number; row: number; column: number };
+  /** Patient coordinates (LPS, mm), when the geometry is given. */
+  centroidLpsMm?: [number, number, number];
+}
+
+export interface LiverMeasurements {
+  /** Liver including its tumours (labels 1 + 2), mL. */
+  liverMl: number;
+  tumourMl: number;
+  tumourCount: number;
+  tumours: TumourMeasurement[];
+  voxelMl: number;
+}
+
+/** Largest distance between two pixel centres of one slice's component (mm), over its 4-connected boundary pixels. */
+function sliceDiameter(points: number[], rows: number, columns: number, rowMm: number, colMm: number, inSet: (p: number) => boolean): number {
+  const edge: [number, number][] = [];
+  for (const p of points) {
+    const r = (p / columns) | 0;
+    const c = p - r * columns;
+    const interior = r > 0 && r < rows - 1 && c > 0 && c < columns - 1 && inSet(p - columns) && inSet(p + columns) && inSet(p - 1) && inSet(p + 1);
+    if (!interior) edge.push([r * rowMm, c * colMm]);
+  }
+  let best = 0;
+  for (let i = 0; i < edge.length; i++) {
+    const [ai, bi] = edge[i];
+    for (let j = i + 1; j < edge.length; j++) {
+      const dr = ai - edge[j][0];
+      const dc = bi - edge[j][1];
+      const d = dr * dr + dc * dc;
+      if (d > best) best = d;
+    }
+  }
+  return Math.sqrt(best);
+}
+
+/** Measurements of a post-processed label map (file comment). */
+export function measureLiver(labels: Uint8Array, g: LiverGrid, geometry?: Pick<VolumeGeometry, 'rowCosines' | 'columnCosines' | 'slicePositions'>): LiverMeasurements {
+  const { slices, rows, columns } = g;
+  const [rowMm, colMm] = g.pixelSpacing;
+  const vml = voxelMlOf(g);
+  const plane = rows * columns;
+  let liver = 0;
+  let tumour = 0;
+  const tumourMask = new Uint8Array(labels.length);
+  for (let i = 0; i < labels.length; i++) {
+    if (labels[i] >= 1) liver++;
+    if (labels[i] === 2) {
+      tumour++;
+      tumourMask[i] = 1;
+    }
+  }
+  const { labels: comp, sizes } = components26(tumourMask, slices, rows, columns);
+  const nT = sizes.length - 1;
+  const sum = Array.from({ length: nT + 1 }, () => [0, 0, 0]);
+  /** per component, per slice: the in-plane voxel indices */
+  const bySlice = Array.from({ length: nT + 1 }, () => new Map<number, number[]>());
+  for (let i = 0; i < comp.length; i++) {
+    const k = comp[i];
+    if (!k) continue;
+    const z = (i / plane) | 0;
+    const p = i - z * plane;
+    const r = (p / columns) | 0;
+    const c = p - r * columns;
+    sum[k][0] += z;
+    sum[k][1] += r;
+    sum[k][2] += c;
+    let l = bySlice[k].get(z);
+    if (!l) bySlice[k].set(z, (l = []));
+    l.push(p);
+  }
+  const tumours: TumourMeasurement[] = [];
+  for (let k = 1; k <= nT; k++) {
+    let best = 0;
+    let bestZ = -1;
+    for (const [z, pts] of bySlice[k]) {
+      const off = z * plane;
+      const d = sliceDiameter(pts, rows, columns, rowMm, colMm, (p) => comp[off + p] === k);
+      if (bestZ < 0 || d > best) {
+        best = d;
+        bestZ = z;
+      }
+    }
+    const n = sizes[k];
+    const cv = { slice: sum[k][0] / n, row: sum[k][1] / n, column: sum[k][2] / n };
+    const t: TumourMeasurement = { index: 0, voxels: n, ml: n * vml, longestAxialDiameterMm: best + rowMm, diameterSlice: bestZ, centroidVoxel: cv };
+    if (geometry && geometry.slicePositions.length === slices) {
+      const z0 = Math.min(slices - 1, Math.floor(cv.slice));
+      const z1 = Math.min(slices - 1, z0 + 1);
+      const f = cv.slice - z0;
+      const p0 = geometry.slicePositions[z0];
+      const p1 = geometry.slicePositions[z1];
+      const ipp = [0, 1, 2].map((a) => p0[a] + f * (p1[a] - p0[a]));
+      t.centroidLpsMm = [0, 1, 2].map((a) => ipp[a] + geometry.rowCosines[a] * cv.column * colMm + geometry.columnCosines[a] * cv.row * rowMm) as [number, number, number];
+    }
+    tumours.push(t);
+  }
+  tumours.sort((a, b) => b.voxels - a.voxels); // stable: equal sizes keep raster order
+  tumours.forEach((t, i) => (t.index = i + 1));
+  return { liverMl: liver * vml, tumourMl: tumour * vml, tumourCount: nT, tumours, voxelMl: vml };
+}
