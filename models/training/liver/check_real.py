@@ -29,6 +29,7 @@ from anatomy import DATA, LABEL_OFFSET  # noqa: E402
 from ct_phantoms import ct_window  # noqa: E402
 from evaluate_liver import predict_series  # noqa: E402
 from metrics import dice  # noqa: E402
+import liver_post  # noqa: E402
 from ct_phantoms import to_model_grid  # noqa: E402
 
 SEGX = DATA.parent / "seg-examples" / "segmentations"
@@ -75,6 +76,7 @@ def main():
     ap.add_argument("--spacing", type=float, default=1.5)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", default="")
+    ap.add_argument("--min-tumour-ml", type=float, default=0.065, help="post-processing (totalseg_example is post-processed)")
     a = ap.parse_args()
     torch.set_num_threads(1)
     model = aqcf_net.build(a.model, a.base, a.depth)
@@ -83,12 +85,19 @@ def main():
     res = {}
     hu, truth, ps, sp = load_3slice()
     pred = run(model, hu, ps, a.size, a.spacing, a.device)
+    post = liver_post.postprocess(pred, [sp, ps, ps], a.min_tumour_ml)
     res["dcmqi_3slice"] = {
         "liver_dice": dice(pred >= 1, truth > 0),
         "liver_dice_per_slice": [dice(pred[z] >= 1, truth[z] > 0) for z in range(len(pred))],
-        "tumour_marked_ml": float((pred == 2).sum() * ps * ps * sp / 1000), "truth_tumour": "none known"}
+        "tumour_marked_ml": float((pred == 2).sum() * ps * ps * sp / 1000), "truth_tumour": "none known",
+        "post": {"liver_dice": dice(post >= 1, truth > 0), "tumour_marked_ml": float((post == 2).sum() * ps * ps * sp / 1000)}}
     hu, truth, ps, sp = load_totalseg()
     pred = run(model, hu, ps, a.size, a.spacing, a.device)
+    raw = pred
+    pred = liver_post.postprocess(raw, [sp, ps, ps], a.min_tumour_ml)
+    res["totalseg_raw"] = {"liver_dice_labelled_slices": dice(raw[LABEL_OFFSET:] >= 1, truth[LABEL_OFFSET:] > 0),
+                           "liver_ml_pred_slices_0_39": float((raw[:40] >= 1).sum() * ps * ps * sp / 1000),
+                           "tumour_ml_pred": float((raw == 2).sum() * ps * ps * sp / 1000)}
     lab = slice(LABEL_OFFSET, hu.shape[0])
     vml = ps * ps * sp / 1000
     bands = [(0, 40), (40, 60), (60, 70), (70, LABEL_OFFSET)]

@@ -1,8 +1,13 @@
 #!/usr/bin/python3
 """Held-out phantom evaluation per 3D series on its acquisition grid (issue 16). Metrics: metrics.py.
 
-    evaluate_liver.py --ckpt out/liver/aqcf.pt --model aqcf --modality ct --split test --n 40 [--base 16]
-                      [--size 256 --spacing 1.5] [--max-slices 40] --out out/liver/aqcf-ct-test.json
+    evaluate_liver.py --ckpt out/liver/aqcf.pt [out/liver/unet-ct.pt] --model aqcf [unet-ct] --modality ct
+                      --split test --n 40 [--base 16] [--size 256 --spacing 1.5] [--max-slices 40]
+                      [--min-tumour-ml 0.065[,0.25,...]] --out out/liver/ct-test.json
+
+Several models are scored on the same generated series (one generation per series). Every model's label map is
+scored raw and after the contract's post-processing (liver_post.postprocess) for each --min-tumour-ml candidate
+(summary keys "raw", "post<value>"); choose the value on VAL, report it on TEST.
 
 Each TEST series is generated whole (every slice), windowed/normalised as in training, put on the model grid
 slice by slice, predicted, and the class probabilities are resampled back to the acquisition grid (bilinear)
@@ -23,6 +28,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import aqcf_net  # noqa: E402
 import ct_phantoms as ctp  # noqa: E402
+import liver_post  # noqa: E402
 import metrics as mt  # noqa: E402
 import mr_phantoms as mrp  # noqa: E402
 from anatomy import bilinear  # noqa: E402
@@ -52,8 +58,8 @@ def labels_from_probs(p: np.ndarray, rows: int, cols: int, ps: float, spacing: f
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--ckpt", required=True)
-    ap.add_argument("--model", choices=["aqcf", "unet-ct", "unet-mr"], required=True)
+    ap.add_argument("--ckpt", nargs="+", required=True, help="one checkpoint per --model (same order)")
+    ap.add_argument("--model", nargs="+", choices=["aqcf", "unet-ct", "unet-mr"], required=True)
     ap.add_argument("--modality", choices=["ct", "mr"], required=True)
     ap.add_argument("--split", default="test")
     ap.add_argument("--seed0", type=int, default=0)
@@ -63,14 +69,20 @@ def main():
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--spacing", type=float, default=1.5)
     ap.add_argument("--max-slices", type=int, default=40)
+    ap.add_argument("--min-tumour-ml", default="0.065",
+                    help="comma-separated candidates of the post-processing's minTumourMl (VAL: choose; TEST: report)")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--out", required=True)
+    ap.add_argument("--out", required=True, help="JSON; with several models, <out> gets -<model> before .json")
     a = ap.parse_args()
+    assert len(a.ckpt) == len(a.model)
     torch.set_num_threads(1)
-    model = aqcf_net.build(a.model, a.base, a.depth)
-    model.load_state_dict(torch.load(a.ckpt, map_location="cpu"))
-    model = model.to(a.device).eval()
-    cases = []
+    mins = [float(v) for v in a.min_tumour_ml.split(",")]
+    models = {}
+    for name, ck in zip(a.model, a.ckpt):
+        m = aqcf_net.build(name, a.base, a.depth)
+        m.load_state_dict(torch.load(ck, map_location="cpu"))
+        models[name] = m.to(a.device).eval()
+    cases = {name: {"raw": [], **{f"post{v:g}": [] for v in mins}} for name in models}
     t0 = time.time()
     for s in range(a.seed0, a.seed0 + a.n):
         if a.modality == "ct":
@@ -81,17 +93,26 @@ def main():
             st = mrp.generate_mr(a.split, s, max_slices=a.max_slices)
             d = mrp.mr_model_inputs(st, a.size, a.spacing)
             ps, sp = st.params.pixel_spacing, st.params.slice_thickness + st.params.slice_gap
-        pred = predict_series(model, d["x"], 1.0 if a.modality == "ct" else 0.0, st.label.shape[1], st.label.shape[2],
-                              ps, a.spacing, a.device)
-        r = mt.case_metrics(pred, st.label, [sp, ps, ps], st.instances)
-        r["seed"] = s
-        cases.append(r)
-        print(f"{a.modality} {a.split} {s}: liver Dice {r['liver_dice']}, tumour Dice {r['tumour_dice']}", flush=True)
-    out = {"model": a.model, "modality": a.modality, "split": a.split, "seed0": a.seed0,
-           "summary": mt.summarise(cases), "cases": cases, "seconds": time.time() - t0, "args": vars(a)}
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out).write_text(json.dumps(out, indent=1))
-    print(json.dumps(out["summary"], indent=1))
+        msg = []
+        for name, model in models.items():
+            pred = predict_series(model, d["x"], 1.0 if a.modality == "ct" else 0.0, st.label.shape[1],
+                                  st.label.shape[2], ps, a.spacing, a.device)
+            for key, lab in [("raw", pred)] + [(f"post{v:g}", liver_post.postprocess(pred, [sp, ps, ps], v)) for v in mins]:
+                r = mt.case_metrics(lab, st.label, [sp, ps, ps], st.instances)
+                r["seed"] = s
+                cases[name][key].append(r)
+            r0, r1 = cases[name]["raw"][-1], cases[name][f"post{mins[0]:g}"][-1]
+            msg.append(f"{name} liver Dice {r0['liver_dice']} / {r1['liver_dice']}, tumour Dice {r0['tumour_dice']} / "
+                       f"{r1['tumour_dice']}")
+        print(f"{a.modality} {a.split} {s} ({time.time() - t0:.0f} s; raw / post {mins[0]:g}): " + "; ".join(msg), flush=True)
+    for name in models:
+        out = {"model": name, "modality": a.modality, "split": a.split, "seed0": a.seed0, "n": a.n,
+               "summary": {k: mt.summarise(v) for k, v in cases[name].items()}, "cases": cases[name],
+               "seconds": time.time() - t0, "args": vars(a)}
+        path = Path(a.out) if len(models) == 1 else Path(a.out).with_name(Path(a.out).stem + f"-{name}.json")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(out, indent=1))
+        print(name, json.dumps(out["summary"], indent=1))
 
 
 if __name__ == "__main__":

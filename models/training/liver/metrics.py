@@ -8,7 +8,8 @@
   lesion is detected when a predicted component overlaps it; a predicted component with no truth overlap is a false
   positive; F1 per truth size bin by the lesion's equivalent diameter (< 10, 10-20, > 20 mm; false positives are
   binned by their own equivalent diameter);
-- volume error (mL and %) of liver and tumour burden.
+- volume error (mL and %) of liver and tumour burden;
+- liver Dice averaged over cases with a liver; the liver-free negatives are reported apart (false liver and tumour mL).
 """
 from __future__ import annotations
 
@@ -67,7 +68,10 @@ def summarise(cases: List[Dict]) -> Dict:
         return None if not v else float(np.mean(v))
     inter = sum(c["tumour_inter"] for c in cases)
     tot = sum(c["tumour_sum"] for c in cases)
-    out = {"cases": len(cases), "liver_dice_mean": mean([c["liver_dice"] for c in cases]),
+    neg = [c for c in cases if c["liver_ml"] == 0]
+    out = {"cases": len(cases), "liver_dice_mean": mean([c["liver_dice"] for c in cases if c["liver_ml"] > 0]),
+           "negative_cases": len(neg), "negative_false_liver_ml_mean": mean([c["liver_ml_pred"] for c in neg]),
+           "negative_false_tumour_ml_mean": mean([c["tumour_ml_pred"] for c in neg]),
            "tumour_dice_per_case_mean": mean([c["tumour_dice"] for c in cases if c["tumour_ml"] > 0]),
            "tumour_dice_global": None if tot == 0 else 2.0 * inter / tot,
            "liver_volume_error_pct_mean": mean([abs(c["liver_ml_pred"] - c["liver_ml"]) / c["liver_ml"] * 100

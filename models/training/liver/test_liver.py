@@ -89,6 +89,47 @@ class Metrics(unittest.TestCase):
         self.assertLess(r["tumour_dice"], 1.0)
 
 
+class PostProcess(unittest.TestCase):
+    def test_largest_liver_component_and_small_tumours(self):
+        import liver_post as lp
+        p = np.zeros((6, 30, 30), np.uint8)
+        p[1:5, 2:20, 2:20] = 1  # the liver
+        p[2:4, 5:9, 5:9] = 2  # tumour: 2 x 4 x 4 voxels of 2 x 1 x 1 mm = 0.064 mL
+        p[2, 12, 12] = 2  # 1 voxel = 0.002 mL
+        p[1:5, 25:28, 25:28] = 1  # a separate smaller 'liver' island (spleen-like false positive)
+        p[2, 26, 26] = 2
+        q = lp.postprocess(p, [2.0, 1.0, 1.0], 0.01)
+        self.assertEqual(int((q[:, 24:, 24:] >= 1).sum()), 0)  # the island is gone, tumour included
+        self.assertEqual(int(q[2, 12, 12]), 1)  # below 0.01 mL: liver
+        self.assertEqual(int((q == 2).sum()), 32)
+        q = lp.postprocess(p, [2.0, 1.0, 1.0], 0.065)  # 0.064 < 0.065: the tumour becomes liver too
+        self.assertEqual(int((q == 2).sum()), 0)
+        self.assertEqual(int((q >= 1).sum()), 4 * 18 * 18)
+        # 26-connectivity: a tumour touching diagonally across slices is one component
+        p2 = np.zeros((4, 10, 10), np.uint8)
+        p2[:, 1:9, 1:9] = 1
+        p2[1, 3, 3] = p2[2, 4, 4] = 2
+        m = lp.measure(lp.postprocess(p2, [1.0, 1.0, 1.0], 0.0), [1.0, 1.0, 1.0])
+        self.assertEqual(m["tumourCount"], 1)
+
+    def test_measure_diameter_volume(self):
+        import liver_post as lp
+        lab = np.zeros((5, 40, 40), np.uint8)
+        lab[:, 5:35, 5:35] = 1
+        lab[2, 10:13, 10:20] = 2  # 3 x 10 px at 0.5 mm: centres 4.5 mm apart along columns, 1 mm along rows
+        lab[1, 11, 12] = 2  # same component (26-connected), smaller on its slice
+        m = lp.measure(lab, [3.0, 0.5, 0.5], ipp_first=[-10.0, -20.0, 100.0])
+        self.assertEqual(m["tumourCount"], 1)
+        t = m["tumours"][0]
+        self.assertEqual(t["voxels"], 31)
+        self.assertAlmostEqual(t["ml"], 31 * 0.75 / 1000)
+        self.assertAlmostEqual(t["longestAxialDiameterMm"], float(np.hypot(4.5, 1.0)) + 0.5, places=6)
+        self.assertAlmostEqual(m["liverMl"], 5 * 30 * 30 * 0.75 / 1000)
+        c = t["centroidVoxel"]
+        self.assertAlmostEqual(t["centroidLpsMm"][0], -10.0 + c["column"] * 0.5)
+        self.assertAlmostEqual(t["centroidLpsMm"][2], 100.0 + c["slice"] * 3.0)
+
+
 class Phantoms(unittest.TestCase):
     def test_label_offset_evidence(self):
         from anatomy import check_label_offset, LABEL_OFFSET

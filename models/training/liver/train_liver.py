@@ -3,7 +3,8 @@
 
     train_liver.py build --modality ct|mr --split train --n 200 [--seed0 0] [--slices 8] [--size 256 --spacing 1.5]
     train_liver.py train --model aqcf|unet-ct|unet-mr --ct CT.npz... --mr MR.npz... --out DIR
-                         [--iters N | --minutes M] [--batch 8] [--base 16] [--device cpu|cuda]
+                         [--iters N [--cosine] | --minutes M] [--batch 8] [--base 16] [--device cpu|cuda]
+                         [--save-every N]
 
 Data: model-grid slices (x float16, y uint8 0/1/2) of whole phantom series, `slices` evenly spread slices per
 series. A-QCF-Net batches are half CT, half MRI slices drawn independently (unpaired); the baselines see only their
@@ -102,6 +103,9 @@ def train(a):
         sh = torch.from_numpy(rng.uniform(-0.05, 0.05, len(mb)).astype(np.float32)).to(dev)[:, None, None, None]
         mm = m[:, None, None, None]
         x = mm * (x + sh) + (1 - mm) * x * g
+        if a.cosine and a.iters:  # cosine decay to 5 % of lr over --iters (the same schedule for every model)
+            for gr in opt.param_groups:
+                gr["lr"] = a.lr * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * it / a.iters)))
         loss = loss_fn(model(x, m), y)
         opt.zero_grad()
         loss.backward()
@@ -110,6 +114,9 @@ def train(a):
         hist.append(float(loss))
         if it % a.log_every == 0:
             print(f"iter {it} loss {np.mean(hist[-a.log_every:]):.4f} ({time.time() - t0:.0f} s)", flush=True)
+        if a.save_every and it % a.save_every == 0:  # latest checkpoint, for a run stopped early
+            torch.save(model.state_dict(), out / f"{a.model}-latest.pt")
+            (out / f"{a.model}-latest.json").write_text(json.dumps({"iterations": it, "seconds": time.time() - t0}))
     torch.save(model.state_dict(), out / f"{a.model}.pt")
     rec = {"model": a.model, "parameters": aqcf_net.n_params(model), "iterations": it,
            "seconds": time.time() - t0, "loss": hist, "args": vars(a)}
@@ -142,6 +149,8 @@ def main():
     t.add_argument("--depth", type=int, default=4)
     t.add_argument("--lr", type=float, default=2e-3)
     t.add_argument("--log-every", type=int, default=25)
+    t.add_argument("--cosine", action="store_true", help="cosine lr decay over --iters")
+    t.add_argument("--save-every", type=int, default=0, help="write <model>-latest.pt every N iterations")
     t.add_argument("--device", default="cpu")
     t.add_argument("--threads", type=int, default=1)
     a = ap.parse_args()
