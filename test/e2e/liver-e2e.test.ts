@@ -1,0 +1,197 @@
+/**
+ * Liver task (issue 16) end to end with the real Orthanc peer and the committed liver model: the committed CT and
+ * MRI phantoms (test/fixtures/liver, synthetic, no patient data) written as an abdominal CT study (portal-venous,
+ * BodyPartExamined ABDOMEN) and an abdominal MRI study (T1 post-contrast, gadolinium) are sent to the node (CT:
+ * stored in Orthanc, Orthanc sends it by C-STORE; MRI: STOW-RS), a route matching BodyPartExamined ABDOMEN / LIVER
+ * runs liver-ct-mr, and the two-segment SEG and the SR come back into the same study in Orthanc, dciodvfy clean,
+ * each SEG frame on its own source slice, the liver where the phantom's truth has it.
+ * And the task selection of the head protocols is unaffected: a brain MR study on a route that lists
+ * brain-tumour-mr and liver-ct-mr gets the tumour task only (the liver task says why not), and the abdominal CT
+ * arriving on the default (stroke) route gets nothing.
+ */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { readPart10, seq, str, type NaturalDataset } from '../../src/dicom/dcmjs';
+import { storescu } from '../harness/dcmtk';
+import { OrthancHandle, startOrthanc } from '../harness/orthanc';
+import { freePort } from '../harness/ports';
+import { bratsCaseAvailable, writeBratsStudy } from '../helpers/brats-study';
+import { dciodvfy } from '../helpers/dciodvfy';
+import { liverFixturesAvailable, writeLiverFixtureStudy, type LiverFixtureStudy } from '../helpers/liver-study';
+import { startTestNode, stowBody, TestNode, waitFor } from '../helpers/node';
+import { diceOf, MODELS_DIR, modelReady, segToLabels } from '../helpers/tumour-seg';
+
+const SEG_CLASS = '1.2.840.10008.5.1.4.1.1.66.4';
+const SR_CLASSES = ['1.2.840.10008.5.1.4.1.1.88.22', '1.2.840.10008.5.1.4.1.1.88.33', '1.2.840.10008.5.1.4.1.1.88.34'];
+const ready = liverFixturesAvailable() && modelReady('liver-aqcf');
+const maybe = ready ? describe : describe.skip;
+/**
+ * Liver Dice floor on the phantoms (truth = the phantom's liver incl. tumours). The smoke model liver-aqcf 0.0.1
+ * already gives ~0.9 on both (its liver volume is 757 vs 822 mL on the CT, 626 vs 654 mL on the MRI); the floor
+ * only says the SEG lands on the liver, not how good the model is (models/README.md has the TEST-set numbers).
+ */
+const LIVER_DICE_FLOOR = 0.7;
+
+interface Outcome {
+  decision: string;
+  route: string;
+  reason?: string;
+  note?: string;
+  model?: { name: string; version: string; executionProvider: string };
+  tasks: { task: string; listed: boolean; run: boolean; ran?: boolean; reason: string; inputsMissing?: boolean; measurements?: Record<string, number> }[];
+  outputs: { kind: string; path: string; task?: string }[];
+  timingsMs: Record<string, number>;
+  availability: { abdomen?: { pick?: { kind: string; reason: string } } };
+}
+
+maybe('liver studies (CT and MRI) end to end through the real Orthanc', () => {
+  let t: TestNode;
+  let pacs: OrthancHandle;
+  let work: string;
+
+  beforeAll(async () => {
+    work = fs.mkdtempSync(path.join(os.tmpdir(), 'liver-e2e-'));
+    const nodePort = await freePort();
+    pacs = await startOrthanc({ aet: 'ORTHANC', modalities: { NODE: ['STROKEAI', '127.0.0.1', nodePort] } });
+    t = await startTestNode({
+      dimse: { port: nodePort, allowAnyCaller: false, allowedPeers: ['ORTHANC', 'STORESCU', 'NEURO'].map((aeTitle) => ({ aeTitle })) },
+      destinations: [{ name: 'orthanc', type: 'dimse', host: '127.0.0.1', port: pacs.dicomPort, calledAeTitle: 'ORTHANC' }],
+      routes: [
+        // a site's stroke route for one modality's AE: default tasks (stroke only)
+        { name: 'stroke', match: { callingAeTitle: 'STORESCU' }, quietPeriodSeconds: 2, destinations: ['orthanc'] },
+        { name: 'neuro', match: { callingAeTitle: 'NEURO' }, tasks: ['brain-tumour-mr', 'liver-ct-mr'], quietPeriodSeconds: 2, destinations: ['orthanc'] },
+        // the abdomen route of docs/routing.md
+        { name: 'abdomen', match: { field: 'BodyPartExamined', in: ['ABDOMEN', 'LIVER', 'ABDOMENPELVIS'] }, tasks: ['liver-ct-mr'], quietPeriodSeconds: 2, destinations: ['orthanc'] },
+      ],
+      inference: { modelsDir: MODELS_DIR },
+    });
+  }, 180000);
+
+  afterAll(async () => {
+    await t?.stop();
+    await pacs?.stop();
+    if (work) fs.rmSync(work, { recursive: true, force: true });
+  });
+
+  const finished = async () => (await t.node.queue.list({ states: ['done', 'not_processed', 'failed', 'dead'] })).length;
+  async function waitJobs(n: number): Promise<void> {
+    await waitFor(async () => (await finished()) >= n, 240000, `${n} job(s) finished`);
+    await (t.node as unknown as { egress: { sendNow(): Promise<void> } }).egress.sendNow();
+  }
+  async function jobOf(studyUid: string) {
+    return (await t.node.queue.list()).filter((j) => j.studyUid === studyUid).sort((a, b) => b.id - a.id)[0];
+  }
+
+  async function resultsInOrthanc(studyUid: string): Promise<{ seg: { b: Buffer; ds: NaturalDataset }; sr: { b: Buffer; ds: NaturalDataset } }> {
+    let parsed: { b: Buffer; ds: NaturalDataset }[] = [];
+    await waitFor(
+      async () => {
+        const studies = await pacs.findStudies({ StudyInstanceUID: studyUid });
+        if (studies.length !== 1) return false;
+        const instances = await pacs.get<{ ID: string }[]>(`/studies/${studies[0]}/instances`);
+        const files = await Promise.all(instances.map(async (i) => Buffer.from(await (await fetch(`${pacs.httpUrl}/instances/${i.ID}/file`)).arrayBuffer())));
+        parsed = files.map((b) => ({ b, ds: readPart10(b).dataset }));
+        return parsed.some((x) => str(x.ds, 'SOPClassUID') === SEG_CLASS) && parsed.some((x) => SR_CLASSES.includes(String(str(x.ds, 'SOPClassUID'))));
+      },
+      60000,
+      'SEG and SR in Orthanc',
+      500,
+    );
+    const segs = parsed.filter((x) => str(x.ds, 'SOPClassUID') === SEG_CLASS);
+    const srs = parsed.filter((x) => SR_CLASSES.includes(String(str(x.ds, 'SOPClassUID'))));
+    expect(segs).toHaveLength(1);
+    expect(srs).toHaveLength(1);
+    return { seg: segs[0], sr: srs[0] };
+  }
+
+  function checkResults(r: Awaited<ReturnType<typeof resultsInOrthanc>>, s: LiverFixtureStudy): number {
+    expect(dciodvfy(r.seg.b).errors).toEqual([]);
+    expect(dciodvfy(r.sr.b).errors).toEqual([]);
+    const seg = r.seg.ds;
+    expect(str(seg, 'StudyInstanceUID')).toBe(s.study.studyInstanceUid);
+    expect(str(r.sr.ds, 'StudyInstanceUID')).toBe(s.study.studyInstanceUid);
+    expect(str(seg, 'FrameOfReferenceUID')).toBe(s.study.frameOfReferenceUid);
+    expect(seq(seg, 'SegmentSequence').map((x) => str(x, 'SegmentLabel'))).toEqual(['Liver', 'Liver tumour']);
+    expect(seq(seg, 'ReferencedSeriesSequence').map((x) => str(x, 'SeriesInstanceUID'))).toEqual([s.series.seriesInstanceUid]);
+    const srText = JSON.stringify(r.sr.ds);
+    expect(srText).toContain(str(seg, 'SOPInstanceUID')!);
+    expect(srText).toContain('PHANTOM-TRAINED MODEL');
+    expect(srText).toContain('no Couinaud segment');
+    // frames placed by their referenced SOP instance: liver (1 + 2) against the phantom's liver
+    const dice = diceOf(segToLabels(seg, s.series), s.fixture.truth, [1, 2]);
+    expect(dice).toBeGreaterThan(LIVER_DICE_FLOOR);
+    return dice;
+  }
+
+  test('abdominal CT, C-STORE from Orthanc: liver SEG (two segments) and SR back in the same study', async () => {
+    const s = writeLiverFixtureStudy('ct');
+    for (const f of s.series.files) await pacs.uploadFile(f.part10);
+    const before = await finished();
+    await pacs.storeToModality('NODE', await pacs.findStudies({ StudyInstanceUID: s.study.studyInstanceUid }));
+    await waitJobs(before + 1);
+    const job = await jobOf(s.study.studyInstanceUid);
+    expect(job.state).toBe('done');
+    const o = job.outcome as Outcome;
+    expect(o.route).toBe('abdomen');
+    expect(o.decision).toBe('liver');
+    expect(o.model?.name).toBe('liver-aqcf');
+    const d = o.tasks.find((x) => x.task === 'liver-ct-mr')!;
+    expect(d).toMatchObject({ run: true, ran: true });
+    expect(d.reason).toMatch(/portal-venous CT "ABD PORTAL VENOUS 3.0 STD"/);
+    expect(o.availability.abdomen?.pick?.kind).toBe('CT_PORTAL_VENOUS');
+    expect(o.tasks.find((x) => x.task === 'stroke-ct')).toMatchObject({ listed: false, run: false });
+    for (const k of ['assemble', 'load', 'preprocess', 'inference', 'postprocess', 'encode']) expect(o.timingsMs[k]).toBeGreaterThan(0);
+    const dice = checkResults(await resultsInOrthanc(s.study.studyInstanceUid), s);
+    console.log(`CT C-STORE: liver Dice ${dice.toFixed(3)}, ${JSON.stringify(d.measurements)}, timings ${JSON.stringify(o.timingsMs)}`);
+  }, 360000);
+
+  test('abdominal MRI (T1 post-contrast), STOW-RS: SEG and SR in Orthanc', async () => {
+    const s = writeLiverFixtureStudy('mr');
+    const before = await finished();
+    const { body, contentType } = stowBody(s.series.files.map((f) => ({ body: f.part10 })));
+    const res = await fetch(`${t.httpUrl}/dicom-web/studies`, { method: 'POST', headers: { 'Content-Type': contentType, Accept: 'application/dicom+json' }, body });
+    expect(res.status).toBe(200);
+    await waitJobs(before + 1);
+    const job = await jobOf(s.study.studyInstanceUid);
+    expect(job.state).toBe('done');
+    const o = job.outcome as Outcome;
+    expect(o.route).toBe('abdomen');
+    expect(o.decision).toBe('liver');
+    expect(o.availability.abdomen?.pick?.kind).toBe('MR_T1C');
+    const dice = checkResults(await resultsInOrthanc(s.study.studyInstanceUid), s);
+    console.log(`MRI STOW: liver Dice ${dice.toFixed(3)}, ${JSON.stringify(o.tasks.find((x) => x.task === 'liver-ct-mr')!.measurements)}, timings ${JSON.stringify(o.timingsMs)}`);
+  }, 360000);
+
+  test('the abdominal CT on the default (stroke) route gets nothing, and the liver task says it is not listed', async () => {
+    const s = writeLiverFixtureStudy('ct', { outDir: path.join(work, 'ct-default') });
+    const before = await finished();
+    const r = await storescu('127.0.0.1', t.dimsePort, s.series.files.map((f) => f.path!), { callingAet: 'STORESCU', calledAet: 'STROKEAI' });
+    expect(r.files.every((f) => f.outcome === 'success')).toBe(true);
+    await waitJobs(before + 1);
+    const job = await jobOf(s.study.studyInstanceUid);
+    expect(job.state).toBe('not_processed');
+    const o = job.outcome as Outcome;
+    expect(o.route).toBe('stroke');
+    expect(o.outputs).toEqual([]);
+    expect(o.tasks.find((x) => x.task === 'liver-ct-mr')).toMatchObject({ listed: false, run: false, reason: expect.stringMatching(/not listed in route "stroke" tasks \(stroke-mr, stroke-ct\)/) });
+    expect(o.tasks.find((x) => x.task === 'stroke-ct')!.reason).toMatch(/no usable head CT/);
+  }, 240000);
+
+  const brats = bratsCaseAvailable('Brats18_TCIA02_370_1') && modelReady('brats-shaspec') ? test : test.skip;
+  brats('a brain MR study on a route listing brain-tumour-mr and liver-ct-mr gets the tumour task only', async () => {
+    const study = writeBratsStudy({ caseId: 'Brats18_TCIA02_370_1', sequences: ['FLAIR', 'T1C'], slices: 6, outDir: path.join(work, 'neuro') });
+    const before = await finished();
+    const r = await storescu('127.0.0.1', t.dimsePort, study.list.flatMap((x) => x.files.map((f) => f.path!)), { callingAet: 'NEURO', calledAet: 'STROKEAI' });
+    expect(r.files.every((f) => f.outcome === 'success')).toBe(true);
+    await waitJobs(before + 1);
+    const job = await jobOf(study.study.studyInstanceUid);
+    const o = job.outcome as Outcome;
+    expect(o.route).toBe('neuro');
+    expect(o.decision).toBe('brain-tumour');
+    expect(o.tasks.find((x) => x.task === 'brain-tumour-mr')).toMatchObject({ run: true, ran: true });
+    const liver = o.tasks.find((x) => x.task === 'liver-ct-mr')!;
+    expect(liver).toMatchObject({ listed: true, run: false, inputsMissing: true });
+    expect(liver.reason).toMatch(/no usable abdominal CT or MRI series .*BodyPartExamined BRAIN: a head\/neck examination/);
+  }, 240000);
+});
