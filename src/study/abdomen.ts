@@ -7,7 +7,8 @@
  *   BodyPartExamined ABDOMEN / LIVER / ABDOMENPELVIS / CHESTABDOMEN... → abdominal; HEAD / BRAIN / NECK... → not;
  *   CHEST (or THORAX) alone → not, unless a description names the abdomen or liver (a chest-abdomen study);
  *   no BodyPartExamined → StudyDescription, RequestedProcedureDescription, ProtocolName or SeriesDescription
- *   must name the abdomen or the liver (abdomen, abd, liver, hepat, Leber, Oberbauch, CAP, TAP).
+ *   must name the abdomen, the liver or an abdominal examination / organ (abdomen, abd, liver, hepat, Leber,
+ *   Oberbauch, CAP, TAP, colon(ography), pancreas, kidney / renal, spleen, biliary, urography, enterography).
  * CT series: CT Image / Enhanced CT; not a localizer or projection; axial (slice normal within 25° of the
  *   patient's z axis: the model sees axial slices only); slice thickness <= 5 mm (the model was trained on 1-5 mm
  *   slices; thicker slices hide the tumours below ~1 cm in partial volume); at least 3 slices; one geometric stack.
@@ -39,7 +40,8 @@ const CT_CLASSES = new Set(['1.2.840.10008.5.1.4.1.1.2', '1.2.840.10008.5.1.4.1.
 const MR_CLASSES = new Set(['1.2.840.10008.5.1.4.1.1.4', '1.2.840.10008.5.1.4.1.1.4.1', '1.2.840.10008.5.1.4.1.1.4.4']);
 const NOT_IMAGES = ['LOCALIZER', 'SCOUT', 'PROJECTION IMAGE', 'MIP', 'MINIP', 'VOLUME RENDERING', 'SCREEN SAVE'];
 
-const ABDOMEN_WORDS = /abdom|\babd\b|\babdo\b|liver|hepat|leber|oberbauch|bauch|\bcap\b|\btap\b|torso|whole.?body|trunk|\bupper.?abd/i;
+/** The abdomen, the liver, or an examination / organ of the abdomen (CT colonography, urography, pancreas, kidneys...). */
+const ABDOMEN_WORDS = /abdom|\babd\b|\babdo\b|liver|hepat|leber|oberbauch|bauch|\bcap\b|\btap\b|torso|whole.?body|trunk|\bupper.?abd|colon|pancrea|kidney|renal|spleen|gallbladder|biliar|urogra|enterogra/i;
 const HEAD_WORDS = /head|brain|skull|neuro|cerebr|crani|\bneck\b|orbit|sinus|\biac\b|kopf|schaedel|schädel/i;
 const CHEST_WORDS = /chest|thorax|lung|pulmo|thorac/i;
 
@@ -85,15 +87,15 @@ export function abdominalRegion(ds: NaturalDataset): { ok: boolean; reason: stri
     if (HEAD_WORDS.test(bodyPart)) return { ok: false, reason: `BodyPartExamined ${bodyPart}: a head/neck examination, not the abdomen` };
     if (CHEST_WORDS.test(bodyPart)) {
       return abdText
-        ? { ok: true, reason: `BodyPartExamined ${bodyPart}, but ${abdText.field} ${q(abdText.value)} names the abdomen/liver (chest-abdomen)` }
+        ? { ok: true, reason: `BodyPartExamined ${bodyPart}, but ${abdText.field} ${q(abdText.value)} names the abdomen or an abdominal organ (chest-abdomen)` }
         : { ok: false, reason: `BodyPartExamined ${bodyPart} and no description names the abdomen or liver: a chest-only examination` };
     }
     return abdText
-      ? { ok: true, reason: `BodyPartExamined ${bodyPart}, and ${abdText.field} ${q(abdText.value)} names the abdomen/liver` }
+      ? { ok: true, reason: `BodyPartExamined ${bodyPart}, and ${abdText.field} ${q(abdText.value)} names the abdomen or an abdominal organ` }
       : { ok: false, reason: `BodyPartExamined ${bodyPart}: not an abdominal examination (no description names the abdomen or liver)` };
   }
   if (abdText && !(headText && !ABDOMEN_WORDS.test(headText.value))) {
-    return { ok: true, reason: `no BodyPartExamined; ${abdText.field} ${q(abdText.value)} names the abdomen/liver` };
+    return { ok: true, reason: `no BodyPartExamined; ${abdText.field} ${q(abdText.value)} names the abdomen or an abdominal organ` };
   }
   if (headText) return { ok: false, reason: `no BodyPartExamined; ${headText.field} ${q(headText.value)} names a head/neck examination` };
   return { ok: false, reason: 'no BodyPartExamined, and no StudyDescription / RequestedProcedureDescription / ProtocolName / SeriesDescription names the abdomen or liver' };
