@@ -9,18 +9,17 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { readPart10, seq, str, type NaturalDataset } from '../../src/dicom/dcmjs';
+import { seq, str, type NaturalDataset } from '../../src/dicom/dcmjs';
 import { storescu } from '../harness/dcmtk';
 import { OrthancHandle, startOrthanc } from '../harness/orthanc';
 import { freePort } from '../harness/ports';
 import { bratsCaseAvailable, writeBratsStudy, type BratsStudy } from '../helpers/brats-study';
 import { dciodvfy } from '../helpers/dciodvfy';
 import { startTestNode, stowBody, TestNode, waitFor } from '../helpers/node';
+import { segAndSrInOrthanc } from '../helpers/orthanc-results';
 import { diceOf, MODELS_DIR, modelReady, segToLabels, WT } from '../helpers/tumour-seg';
 
 const CASE = 'Brats18_TCIA02_370_1';
-const SEG_CLASS = '1.2.840.10008.5.1.4.1.1.66.4';
-const SR_CLASSES = ['1.2.840.10008.5.1.4.1.1.88.22', '1.2.840.10008.5.1.4.1.1.88.33', '1.2.840.10008.5.1.4.1.1.88.34'];
 const ready = bratsCaseAvailable(CASE) && modelReady('brats-shaspec');
 const maybe = ready ? describe : describe.skip;
 /** Whole-tumour Dice floor: brain-tumour-task.test.ts measures this case (a whole-brain mask gives ~0.14). */
@@ -70,28 +69,7 @@ maybe('brain tumour study end to end through the real Orthanc', () => {
   }
   const finished = async () => (await t.node.queue.list({ states: ['done', 'not_processed', 'failed', 'dead'] })).length;
 
-  /** The study's SEG and SR as Orthanc holds them (waits until both arrived). */
-  async function resultsInOrthanc(studyUid: string): Promise<{ seg: { b: Buffer; ds: NaturalDataset }; sr: { b: Buffer; ds: NaturalDataset } }> {
-    let parsed: { b: Buffer; ds: NaturalDataset }[] = [];
-    await waitFor(
-      async () => {
-        const studies = await pacs.findStudies({ StudyInstanceUID: studyUid });
-        if (studies.length !== 1) return false;
-        const instances = await pacs.get<{ ID: string }[]>(`/studies/${studies[0]}/instances`);
-        const files = await Promise.all(instances.map(async (i) => Buffer.from(await (await fetch(`${pacs.httpUrl}/instances/${i.ID}/file`)).arrayBuffer())));
-        parsed = files.map((b) => ({ b, ds: readPart10(b).dataset }));
-        return parsed.some((x) => str(x.ds, 'SOPClassUID') === SEG_CLASS) && parsed.some((x) => SR_CLASSES.includes(String(str(x.ds, 'SOPClassUID'))));
-      },
-      60000,
-      'SEG and SR in Orthanc',
-      500,
-    );
-    const segs = parsed.filter((x) => str(x.ds, 'SOPClassUID') === SEG_CLASS);
-    const srs = parsed.filter((x) => SR_CLASSES.includes(String(str(x.ds, 'SOPClassUID'))));
-    expect(segs).toHaveLength(1);
-    expect(srs).toHaveLength(1);
-    return { seg: segs[0], sr: srs[0] };
-  }
+  const resultsInOrthanc = (studyUid: string) => segAndSrInOrthanc(pacs, studyUid);
 
   function checkResults(r: { seg: { b: Buffer; ds: NaturalDataset }; sr: { b: Buffer; ds: NaturalDataset } }, study: BratsStudy, refSeq: 'T1C' | 'FLAIR'): number {
     expect(dciodvfy(r.seg.b).errors).toEqual([]);

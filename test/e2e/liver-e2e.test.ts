@@ -12,7 +12,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { readPart10, seq, str, type NaturalDataset } from '../../src/dicom/dcmjs';
+import { seq, str } from '../../src/dicom/dcmjs';
 import { storescu } from '../harness/dcmtk';
 import { OrthancHandle, startOrthanc } from '../harness/orthanc';
 import { freePort } from '../harness/ports';
@@ -20,10 +20,9 @@ import { bratsCaseAvailable, writeBratsStudy } from '../helpers/brats-study';
 import { dciodvfy } from '../helpers/dciodvfy';
 import { liverFixturesAvailable, writeLiverFixtureStudy, type LiverFixtureStudy } from '../helpers/liver-study';
 import { startTestNode, stowBody, TestNode, waitFor } from '../helpers/node';
+import { segAndSrInOrthanc } from '../helpers/orthanc-results';
 import { diceOf, MODELS_DIR, modelReady, segToLabels } from '../helpers/tumour-seg';
 
-const SEG_CLASS = '1.2.840.10008.5.1.4.1.1.66.4';
-const SR_CLASSES = ['1.2.840.10008.5.1.4.1.1.88.22', '1.2.840.10008.5.1.4.1.1.88.33', '1.2.840.10008.5.1.4.1.1.88.34'];
 const ready = liverFixturesAvailable() && modelReady('liver-aqcf');
 const maybe = ready ? describe : describe.skip;
 /**
@@ -83,27 +82,7 @@ maybe('liver studies (CT and MRI) end to end through the real Orthanc', () => {
     return (await t.node.queue.list()).filter((j) => j.studyUid === studyUid).sort((a, b) => b.id - a.id)[0];
   }
 
-  async function resultsInOrthanc(studyUid: string): Promise<{ seg: { b: Buffer; ds: NaturalDataset }; sr: { b: Buffer; ds: NaturalDataset } }> {
-    let parsed: { b: Buffer; ds: NaturalDataset }[] = [];
-    await waitFor(
-      async () => {
-        const studies = await pacs.findStudies({ StudyInstanceUID: studyUid });
-        if (studies.length !== 1) return false;
-        const instances = await pacs.get<{ ID: string }[]>(`/studies/${studies[0]}/instances`);
-        const files = await Promise.all(instances.map(async (i) => Buffer.from(await (await fetch(`${pacs.httpUrl}/instances/${i.ID}/file`)).arrayBuffer())));
-        parsed = files.map((b) => ({ b, ds: readPart10(b).dataset }));
-        return parsed.some((x) => str(x.ds, 'SOPClassUID') === SEG_CLASS) && parsed.some((x) => SR_CLASSES.includes(String(str(x.ds, 'SOPClassUID'))));
-      },
-      60000,
-      'SEG and SR in Orthanc',
-      500,
-    );
-    const segs = parsed.filter((x) => str(x.ds, 'SOPClassUID') === SEG_CLASS);
-    const srs = parsed.filter((x) => SR_CLASSES.includes(String(str(x.ds, 'SOPClassUID'))));
-    expect(segs).toHaveLength(1);
-    expect(srs).toHaveLength(1);
-    return { seg: segs[0], sr: srs[0] };
-  }
+  const resultsInOrthanc = (studyUid: string) => segAndSrInOrthanc(pacs, studyUid);
 
   function checkResults(r: Awaited<ReturnType<typeof resultsInOrthanc>>, s: LiverFixtureStudy): number {
     expect(dciodvfy(r.seg.b).errors).toEqual([]);

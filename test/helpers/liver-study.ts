@@ -12,10 +12,10 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { newUid, writePart10, type NaturalDataset } from '../../src/dicom/dcmjs';
-import type { SliceSource, Vec3, Volume, VolumeKind } from '../../src/types';
+import type { NaturalDataset } from '../../src/dicom/dcmjs';
+import type { Vec3, VolumeKind } from '../../src/types';
 import { readNifti } from './nifti';
-import { CT_IMAGE_STORAGE, MR_IMAGE_STORAGE, newStudyContext, type StudyContext, type WrittenInstance, type WrittenSeries } from './series-writer';
+import { newStudyContext, writeSeries, writeSeriesToDir, type StudyContext, type WrittenSeries } from './series-writer';
 
 export const LIVER_FIXTURES = path.resolve(__dirname, '../fixtures/liver');
 
@@ -95,121 +95,47 @@ export const MR_T1_TAGS: NaturalDataset = {
   ContrastBolusVolume: undefined,
 };
 
-const fmt = (x: number): string => {
-  const s = String(Math.round(x * 1e6) / 1e6);
-  return s.length > 16 ? x.toPrecision(10) : s;
+/** The abdominal defaults a liver series carries on top of series-writer's (synthetic, de-identified). */
+const ABDOMEN_DEFAULTS: NaturalDataset = {
+  PatientIdentityRemoved: 'YES',
+  DeidentificationMethod: 'synthetic phantom, no patient data',
+  PatientPosition: 'FFS',
+  // series-writer's head / diffusion defaults that an abdominal series does not have
+  StudyDescription: undefined,
+  BodyPartExamined: undefined,
+  ScanningSequence: undefined,
+  SequenceVariant: undefined,
+  EchoTime: undefined,
+  RepetitionTime: undefined,
 };
-const cross = (a: Vec3, b: Vec3): Vec3 => [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]];
 
-/** One series, one instance a slice (InstanceNumber ascending along the normal). */
+/**
+ * One series, one instance a slice (InstanceNumber ascending along the normal): series-writer's writeSeries with
+ * ImageType ORIGINAL\PRIMARY\AXIAL and the abdominal tags; files written under outDir when given.
+ */
 export function writeAbdomenSeries(spec: AbdomenSeriesSpec, study: StudyContext, outDir?: string): WrittenSeries {
-  const { rows, columns, slices } = spec;
-  const ppf = rows * columns;
-  if (spec.data.length !== ppf * slices) throw new Error(`data has ${spec.data.length} values, expected ${ppf * slices}`);
   const ct = spec.modality === 'CT';
-  const sopClassUid = ct ? CT_IMAGE_STORAGE : MR_IMAGE_STORAGE;
-  const seriesInstanceUid = newUid();
-  const iop = spec.imageOrientationPatient ?? [1, 0, 0, 0, 1, 0];
-  const rowCos: Vec3 = [iop[0], iop[1], iop[2]];
-  const colCos: Vec3 = [iop[3], iop[4], iop[5]];
-  const normal = cross(rowCos, colCos);
-  const positions: Vec3[] = [];
-  for (let z = 0; z < slices; z++) positions.push([0, 1, 2].map((a) => spec.imagePositionPatientFirst[a] + z * spec.sliceSpacing * normal[a]) as Vec3);
-  const files: WrittenInstance[] = [];
-  const headers = new Map<string, NaturalDataset>();
-  const sliceSources: SliceSource[] = [];
-  const vol = new Float32Array(ppf * slices);
-  const signed = spec.data instanceof Int16Array;
-  if (outDir) fs.mkdirSync(outDir, { recursive: true });
-  for (let z = 0; z < slices; z++) {
-    const sopInstanceUid = newUid();
-    const pixels = spec.data.slice(z * ppf, (z + 1) * ppf);
-    for (let i = 0; i < ppf; i++) vol[z * ppf + i] = pixels[i];
-    const p = positions[z];
-    const ds: NaturalDataset = {
-      SpecificCharacterSet: 'ISO_IR 100',
-      SOPClassUID: sopClassUid,
-      SOPInstanceUID: sopInstanceUid,
-      ImageType: ['ORIGINAL', 'PRIMARY', 'AXIAL'],
-      StudyDate: study.studyDate,
-      SeriesDate: study.studyDate,
-      ContentDate: study.studyDate,
-      StudyTime: study.studyTime,
-      SeriesTime: study.studyTime,
-      ContentTime: study.studyTime,
-      AccessionNumber: study.accessionNumber,
-      Modality: spec.modality,
-      Manufacturer: 'PHANTOM',
-      ReferringPhysicianName: '',
-      SeriesDescription: spec.seriesDescription,
-      PatientName: study.patientName,
-      PatientID: study.patientId,
-      PatientBirthDate: '',
-      PatientSex: 'O',
-      PatientIdentityRemoved: 'YES',
-      DeidentificationMethod: 'synthetic phantom, no patient data',
-      StudyInstanceUID: study.studyInstanceUid,
-      SeriesInstanceUID: seriesInstanceUid,
-      StudyID: study.studyId,
-      SeriesNumber: spec.seriesNumber ?? 2,
-      InstanceNumber: z + 1,
-      PatientOrientation: '',
-      PatientPosition: 'FFS',
-      ImagePositionPatient: p.map(fmt),
-      ImageOrientationPatient: iop.map(fmt),
-      FrameOfReferenceUID: study.frameOfReferenceUid,
-      PositionReferenceIndicator: '',
-      SliceLocation: fmt(p[0] * normal[0] + p[1] * normal[1] + p[2] * normal[2]),
-      SliceThickness: fmt(spec.sliceThickness),
-      SamplesPerPixel: 1,
-      PhotometricInterpretation: 'MONOCHROME2',
-      Rows: rows,
-      Columns: columns,
-      PixelSpacing: spec.pixelSpacing.map(fmt),
-      BitsAllocated: 16,
-      BitsStored: 16,
-      HighBit: 15,
-      PixelRepresentation: signed ? 1 : 0,
-      AcquisitionNumber: 1,
-      PixelData: [pixels.buffer.slice(pixels.byteOffset, pixels.byteOffset + pixels.byteLength)],
-      _vrMap: { PixelData: 'OW' },
-    };
-    if (ct) Object.assign(ds, { RescaleIntercept: '0', RescaleSlope: '1', RescaleType: 'HU', WindowCenter: '60', WindowWidth: '400' });
-    else Object.assign(ds, { SpacingBetweenSlices: fmt(spec.sliceSpacing), EchoTrainLength: 1, ImagingFrequency: '63.9' });
-    for (const [k, v] of Object.entries(spec.tags ?? {})) {
-      if (v === undefined) delete ds[k];
-      else ds[k] = v;
-    }
-    headers.set(sopInstanceUid, ds);
-    sliceSources.push({ sopInstanceUid, sopClassUid, seriesInstanceUid });
-    const f: WrittenInstance = { sopInstanceUid, sliceIndex: z, part10: writePart10(ds) };
-    if (outDir) {
-      f.path = path.join(outDir, `${sopInstanceUid}.dcm`);
-      fs.writeFileSync(f.path, f.part10);
-    }
-    files.push(f);
-  }
-  const volume: Volume = {
-    kind: spec.kind ?? (ct ? 'CT' : 'T1C'),
-    geometry: {
-      rows,
-      columns,
-      slices,
-      pixelSpacing: [spec.pixelSpacing[0], spec.pixelSpacing[1]],
+  const s = writeSeries(
+    {
+      kind: ct ? 'CT' : 'B0',
+      rows: spec.rows,
+      columns: spec.columns,
+      slices: spec.slices,
+      pixelSpacing: spec.pixelSpacing,
+      sliceThickness: spec.sliceThickness,
       sliceSpacing: spec.sliceSpacing,
-      rowCosines: rowCos,
-      columnCosines: colCos,
-      normal,
-      slicePositions: positions,
-      frameOfReferenceUid: study.frameOfReferenceUid,
-      warnings: [],
+      imageOrientationPatient: spec.imageOrientationPatient ?? [1, 0, 0, 0, 1, 0],
+      imagePositionPatientFirst: spec.imagePositionPatientFirst,
+      data: spec.data,
+      seriesDescription: spec.seriesDescription,
+      seriesNumber: spec.seriesNumber ?? 2,
+      imageType: ['ORIGINAL', 'PRIMARY', 'AXIAL'],
+      tags: { ...ABDOMEN_DEFAULTS, ...(ct ? { WindowCenter: '60', WindowWidth: '400' } : {}), ...(spec.tags ?? {}) },
     },
-    data: vol,
-    sliceSources,
-    seriesInstanceUid,
-    seriesDescription: spec.seriesDescription,
-  };
-  return { seriesInstanceUid, sopClassUid, files, headers, volume };
+    study,
+  );
+  s.volume.kind = spec.kind ?? (ct ? 'CT' : 'T1C');
+  return outDir ? writeSeriesToDir(s, outDir) : s;
 }
 
 export interface ExpectedTumour {

@@ -70,6 +70,8 @@ export interface SeriesSpec {
   instanceOrder?: 'ascending' | 'descending' | 'shuffled';
   /** Override ImageType. */
   imageType?: string[];
+  /** Attributes set on every instance after the defaults (undefined deletes one), e.g. BodyPartExamined. */
+  tags?: NaturalDataset;
 }
 
 export interface WrittenInstance {
@@ -224,6 +226,10 @@ export function writeSeries(spec: SeriesSpec, study: StudyContext): WrittenSerie
         AcquisitionNumber: 1,
       });
       if (spec.bValue !== undefined) ds.DiffusionBValue = spec.bValue;
+    }
+    for (const [k, v] of Object.entries(spec.tags ?? {})) {
+      if (v === undefined) delete ds[k];
+      else ds[k] = v;
     }
     headers.set(sopInstanceUid, ds);
     sliceSources[z] = { sopInstanceUid, sopClassUid, seriesInstanceUid };
