@@ -9,6 +9,7 @@ import { benchBrainTumour } from './brain-tumour';
 import { benchBrainTumourSynthesis } from './brain-tumour-synthesis';
 import { benchE2e } from './e2e';
 import { benchHostile } from './hostile';
+import { benchLiver } from './liver';
 import { benchQueue } from './queue';
 import { benchReceive } from './receive';
 
@@ -73,6 +74,12 @@ async function main(): Promise<void> {
     report.synthesis = r;
     const v = (r as { variants?: { steps: number; medianMs: Record<string, number> }[] }).variants;
     process.stdout.write(v ? v.map((x) => `synthesis ${x.steps} steps: ${JSON.stringify(x.medianMs)}`).join('\n') + '\n' : `synthesis: ${JSON.stringify(r)}\n`);
+  }
+  if (want('liver')) {
+    const r = await benchLiver(Number(process.env.BENCH_LIVER_RUNS ?? 3));
+    report.liver = r;
+    const sc = (r as { scenarios?: { name: string; medianMs?: Record<string, number>; skipped?: string }[] }).scenarios;
+    process.stdout.write(sc ? sc.map((s) => `liver ${s.name}: ${s.skipped ?? JSON.stringify(s.medianMs)}`).join('\n') + '\n' : `liver: ${JSON.stringify(r)}\n`);
   }
   // One report file; a BENCH_ONLY run replaces its own sections and keeps the others (each section
   // carries the date it was measured).
