@@ -224,10 +224,12 @@ test("the example configuration's commented routes are valid once uncommented", 
   const end = lines.findIndex((l, i) => i > start && l.startsWith('  - name: stroke'));
   const commented = lines.slice(start + 1, end).filter((l) => /^ {2}# (-| {2})/.test(l)).map((l) => l.replace(/^ {2}# /, '  '));
   const routes = YAML.parse(`routes:\n${commented.join('\n')}`).routes as Record<string, unknown>[];
-  expect(routes.map((r) => r.name)).toEqual(['neuro-tumour', 'night-ct']);
+  expect(routes.map((r) => r.name)).toEqual(['neuro-tumour', 'abdomen', 'night-ct']);
   const c = parseConfig({ destinations: [{ name: 'pacs', type: 'stow', url: 'http://x/dicom-web' }, { name: 'orthanc-web', type: 'stow', url: 'http://y/dicom-web' }], routes });
   const pick = (f: RoutingFacts) => chooseRoute(c.routes, f).route?.name;
   expect(pick({ series: [{ Modality: 'MR', StudyDescription: 'MR brain C+' }], now: at('10:00') })).toBe('neuro-tumour');
   expect(pick({ series: [{ Modality: 'CT', BodyPartExamined: 'HEAD' }], now: at('22:00') })).toBe('night-ct');
   expect(pick({ series: [{ Modality: 'CT', BodyPartExamined: 'HEAD' }], now: at('10:00') })).toBeUndefined();
+  expect(pick({ series: [{ Modality: 'CT', BodyPartExamined: 'ABDOMEN' }], now: at('22:00') })).toBe('abdomen');
+  expect(c.routes.find((r) => r.name === 'abdomen')!.tasks).toEqual(['liver-ct-mr']);
 });
