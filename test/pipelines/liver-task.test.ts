@@ -19,6 +19,7 @@ import type { Route } from '../../src/config/schema';
 import { readPart10, seq, str } from '../../src/dicom/dcmjs';
 import { ModelRegistry } from '../../src/models/registry';
 import { liverCtMr, measureLiver, postprocessLiver, segmentLiver } from '../../src/pipelines/liver-ct-mr';
+import { writeLiverResults } from '../../src/results/liver';
 import { selectTasks } from '../../src/pipelines/tasks';
 import { assembleStudy } from '../../src/study';
 import { ctPhase } from '../../src/study/abdomen';
@@ -234,6 +235,51 @@ describe('post-processing and measurements (measure.ts)', () => {
     expect(m.tumourMl).toBeCloseTo(t.tumourMl, 6);
     expect(m.tumours.map((x) => [x.ml, x.longestAxialDiameterMm])).toEqual(t.tumours.map((x) => [expect.closeTo(x.ml, 6), expect.closeTo(x.longestAxialDiameterMm, 6)]));
   });
+});
+
+const fxd = liverFixturesAvailable() ? describe : describe.skip;
+fxd('liver SEG + SR with tumours (the CT phantom truth as the label map)', () => {
+  test('two segments on the source slices, one SR group a tumour with volume, Long Axis and centroid; dciodvfy clean', () => {
+    const { study, series, fixture } = writeLiverFixtureStudy('ct');
+    const g = series.volume.geometry;
+    const m = measureLiver(fixture.truth, { slices: g.slices, rows: g.rows, columns: g.columns, pixelSpacing: g.pixelSpacing, sliceSpacing: g.sliceSpacing }, g);
+    expect(m.tumourCount).toBe(2);
+    const provenance = { nodeName: 'liver-test', nodeVersion: '0.0.0', modelName: 'liver-aqcf', modelVersion: '0.0.1', modelSha256: 'a'.repeat(64), executionProvider: 'cpu', sourceSeriesUids: [series.seriesInstanceUid], processingMs: 1, synthetic: false };
+    const r = writeLiverResults({
+      source: series.volume,
+      labels: fixture.truth,
+      sourceHeaders: series.headers,
+      modality: 'CT',
+      seriesKind: 'portal-venous CT',
+      liverMl: m.liverMl,
+      tumourMl: m.tumourMl,
+      tumours: m.tumours,
+      notes: ['PHANTOM-TRAINED MODEL: test'],
+      algorithmName: 'liver-aqcf',
+      algorithmVersion: '0.0.1',
+      provenance,
+      deployment: { manufacturer: 'Test', manufacturerModelName: 'node', softwareVersions: '0.0.0' },
+    });
+    const seg = readPart10(r.seg.part10).dataset;
+    expect(str(seg, 'StudyInstanceUID')).toBe(study.studyInstanceUid);
+    expect(Buffer.from(segToLabels(seg, series)).equals(Buffer.from(fixture.truth))).toBe(true);
+    expect(r.seg.segmentVolumesMl[1]).toBeCloseTo(fixture.expected.truth.tumourMl, 6);
+    const sr = readPart10(r.sr.part10).dataset;
+    const groups = seq(seq(sr, 'ContentSequence').find((c) => str(seq(c, 'ConceptNameCodeSequence')[0], 'CodeValue') === '126010')!, 'ContentSequence');
+    const label = (gr: Record<string, unknown>) => str(seq(gr, 'ContentSequence').find((c) => str(c, 'ValueType') === 'TEXT')!, 'TextValue');
+    expect(groups.map(label)).toEqual(['Liver parenchyma (without tumours)', 'Liver tumours (all)', 'Liver (parenchyma + tumours)', 'Liver tumour 1', 'Liver tumour 2']);
+    const numOf = (gr: Record<string, unknown>, code: string) =>
+      Number(str(seq(seq(gr, 'ContentSequence').find((c) => str(c, 'ValueType') === 'NUM' && str(seq(c, 'ConceptNameCodeSequence')[0], 'CodeValue') === code)!, 'MeasuredValueSequence')[0], 'NumericValue'));
+    expect(numOf(groups[1], 'LIVERTUMOURS')).toBe(2);
+    expect(numOf(groups[2], '118565006')).toBeCloseTo(fixture.expected.truth.liverMl, 3);
+    expect(numOf(groups[3], '103339001')).toBeCloseTo(fixture.expected.truth.tumours[0].longestAxialDiameterMm, 3);
+    expect(numOf(groups[4], '118565006')).toBeCloseTo(fixture.expected.truth.tumours[1].ml, 3);
+    expect(JSON.stringify(groups[3])).toMatch(/Centroid \(patient LPS\) -?[\d.]+, -?[\d.]+, -?[\d.]+ mm\. Location: no Couinaud segment reported/);
+    if (dciodvfyAvailable()) {
+      expect(dciodvfy(r.seg.part10).errors).toEqual([]);
+      expect(dciodvfy(r.sr.part10).errors).toEqual([]);
+    }
+  }, 60000);
 });
 
 const withModel = liverFixturesAvailable() && modelReady('liver-aqcf') ? describe : describe.skip;
