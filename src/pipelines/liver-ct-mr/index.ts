@@ -21,7 +21,7 @@ import type { Task } from '../task';
 import { segmentLiver } from './segment';
 
 export { segmentLiver, liverModelInput, mrMedianNormalise, type LiverSegmentation, type LiverModality } from './segment';
-export { postprocessLiver, measureLiver, components26, type LiverMeasurements, type TumourMeasurement } from './measure';
+export { postprocessLiver, measureLiver, type LiverMeasurements, type TumourMeasurement } from './measure';
 
 export interface LiverPlan {
   model: string;

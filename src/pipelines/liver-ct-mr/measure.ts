@@ -13,54 +13,12 @@
  *   and portal veins, which the model does not segment, so none is derived.
  */
 import type { VolumeGeometry } from '../../types';
+import { components26 as label26 } from '../lesion-postprocess';
 
-/** 26-connected components of mask (non-zero voxels), numbered 1.. in raster order of their first voxel. */
-export function components26(mask: Uint8Array, slices: number, rows: number, columns: number): { labels: Int32Array; sizes: number[] } {
-  const n = slices * rows * columns;
-  if (mask.length !== n) throw new Error(`mask has ${mask.length} voxels, the grid ${n}`);
-  const labels = new Int32Array(n);
-  const sizes: number[] = [0];
-  const plane = rows * columns;
-  let stack = new Int32Array(1024);
-  for (let start = 0; start < n; start++) {
-    if (!mask[start] || labels[start]) continue;
-    const id = sizes.length;
-    let size = 0;
-    let top = 0;
-    stack[top++] = start;
-    labels[start] = id;
-    while (top) {
-      const v = stack[--top];
-      size++;
-      const z = (v / plane) | 0;
-      const rem = v - z * plane;
-      const r = (rem / columns) | 0;
-      const c = rem - r * columns;
-      for (let dz = -1; dz <= 1; dz++) {
-        const zz = z + dz;
-        if (zz < 0 || zz >= slices) continue;
-        for (let dr = -1; dr <= 1; dr++) {
-          const rr = r + dr;
-          if (rr < 0 || rr >= rows) continue;
-          for (let dc = -1; dc <= 1; dc++) {
-            const cc = c + dc;
-            if (cc < 0 || cc >= columns) continue;
-            const u = zz * plane + rr * columns + cc;
-            if (!mask[u] || labels[u]) continue;
-            labels[u] = id;
-            if (top === stack.length) {
-              const bigger = new Int32Array(stack.length * 2);
-              bigger.set(stack);
-              stack = bigger;
-            }
-            stack[top++] = u;
-          }
-        }
-      }
-    }
-    sizes.push(size);
-  }
-  return { labels, sizes };
+/** 26-connected components (lesion-postprocess.ts, numbered 1.. in raster order of their first voxel) and their sizes (index 0 unused). */
+function components26(mask: Uint8Array, slices: number, rows: number, columns: number): { labels: Int32Array; sizes: number[] } {
+  const { labels, members } = label26(mask, slices, rows, columns);
+  return { labels, sizes: [0, ...members.map((m) => m.length)] };
 }
 
 export interface LiverGrid {
