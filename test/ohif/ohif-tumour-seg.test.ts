@@ -29,7 +29,7 @@ import {
 import { orthancAvailable, startOrthanc, type OrthancHandle } from '../harness/orthanc';
 import { bratsCaseAvailable, writeBratsStudy, type BratsSeries, type BratsStudy } from '../helpers/brats-study';
 import { deployment, provenanceFor } from '../results/fixtures';
-import { checkLabelmapPlacement, type ExpectedLesion } from './overlay-check';
+import { checkLabelmapPlacement, compareLabelmapValues, labelmapValues, type ExpectedLesion } from './overlay-check';
 
 const OUT = path.resolve(__dirname, '../../test-output/ohif');
 const CASE = 'Brats18_TCIA02_370_1'; // TEST split
@@ -37,31 +37,6 @@ const ready = orthancAvailable() && chromiumAvailable() && bratsCaseAvailable(CA
 const LABELS = ['Necrotic / non-enhancing tumour core', 'Peritumoural oedema', 'Enhancing tumour'];
 
 jest.setTimeout(300000);
-
-/** Per labelmap slice: the source instance and, per segment value 1..3, the sorted pixel indices. */
-interface ValueSlice {
-  uid: string;
-  byValue: Record<number, number[]>;
-}
-
-/** The loaded labelmap with its values (the harness reads only non-zero positions). */
-async function labelmapValues(page: Page): Promise<ValueSlice[]> {
-  return page.evaluate(() => {
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any
-    const w = globalThis as any;
-    const s = w.services.segmentationService.getSegmentations()[0];
-    const lm = s.representationData.Labelmap;
-    return (lm.imageIds as string[]).map((id: string, i: number) => {
-      const img = w.cornerstone.cache.getImage(id);
-      const ref: string = img?.referencedImageId ?? lm.referencedImageIds?.[i] ?? '';
-      const m = /\/instances\/([0-9.]+)\//.exec(ref) ?? /[?&]objectUID=([0-9.]+)/.exec(ref);
-      const px = img.voxelManager?.getScalarData?.() ?? img.getPixelData();
-      const byValue: Record<number, number[]> = {};
-      for (let k = 0; k < px.length; k++) if (px[k]) (byValue[px[k]] ??= []).push(k);
-      return { uid: m ? m[1] : '', byValue };
-    });
-  });
-}
 
 (ready ? describe : describe.skip)(`OHIF shows the three-segment tumour SEG on BraTS ${CASE}`, () => {
   let pacs: OrthancHandle;
@@ -141,25 +116,7 @@ async function labelmapValues(page: Page): Promise<ValueSlice[]> {
     };
     expect(loaded.slices).toHaveLength(g.slices); // empty frames too
     expect(checkLabelmapPlacement(loaded, exp)).toEqual([]); // the union (whole tumour)
-    const values = await labelmapValues(page);
-    const byUid = new Map(values.map((v) => [v.uid, v.byValue]));
-    const problems: string[] = [];
-    let tumourSlices = 0;
-    flair.volume.sliceSources.forEach((src, z) => {
-      const got = byUid.get(src.sopInstanceUid);
-      if (!got) return void problems.push(`slice ${z}: no labelmap over ${src.sopInstanceUid}`);
-      let any = false;
-      for (const v of [1, 2, 3]) {
-        const want: number[] = [];
-        for (let i = 0; i < ppf; i++) if (flair.truth[z * ppf + i] === v) want.push(i);
-        const have = got[v] ?? [];
-        if (want.length) any = true;
-        if (want.length !== have.length || want.some((x, k) => have[k] !== x)) {
-          problems.push(`slice ${z} segment ${v}: viewer ${have.length} px, truth ${want.length} px`);
-        }
-      }
-      if (any) tumourSlices++;
-    });
+    const { problems, slicesWith: tumourSlices } = compareLabelmapValues(await labelmapValues(page), exp.slices, flair.truth, ppf, [1, 2, 3]);
     expect(problems).toEqual([]);
     expect(tumourSlices).toBeGreaterThan(10);
   });

@@ -7,6 +7,7 @@
  *    from the source geometry, not from the SEG).
  * Both return a list of problems in words (empty = placed right), so a test can assert either way.
  */
+import type { Page } from 'playwright-core';
 import type { LabelmapSlice, LoadedSegmentation, ViewportPlacement } from '../harness/ohif';
 import type { RgbaImage } from './png';
 
@@ -178,4 +179,59 @@ export function checkRenderedOverlay(shot: RgbaImage, placement: ViewportPlaceme
     problems.push(`${what}: ${overlayScreenPixels} overlay screen pixels on a slice without lesion`);
   }
   return { problems, lesionPixels, lesionPixelsCovered, overlayScreenPixels, overlayOutside };
+}
+
+/** Per labelmap slice: the source instance and, per segment value, the sorted pixel indices. */
+export interface ValueSlice {
+  uid: string;
+  byValue: Record<number, number[]>;
+}
+
+/** The loaded (first) segmentation's labelmap with its values, slice by slice (the harness reads only non-zero positions). */
+export async function labelmapValues(page: Page): Promise<ValueSlice[]> {
+  return page.evaluate(() => {
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    const w = globalThis as any;
+    const s = w.services.segmentationService.getSegmentations()[0];
+    const lm = s.representationData.Labelmap;
+    return (lm.imageIds as string[]).map((id: string, i: number) => {
+      const img = w.cornerstone.cache.getImage(id);
+      const ref: string = img?.referencedImageId ?? lm.referencedImageIds?.[i] ?? '';
+      const m = /\/instances\/([0-9.]+)\//.exec(ref) ?? /[?&]objectUID=([0-9.]+)/.exec(ref);
+      const px = img.voxelManager?.getScalarData?.() ?? img.getPixelData();
+      const byValue: Record<number, number[]> = {};
+      for (let k = 0; k < px.length; k++) if (px[k]) (byValue[px[k]] ??= []).push(k);
+      return { uid: m ? m[1] : '', byValue };
+    });
+  });
+}
+
+/**
+ * The viewer's labelmap against a known label map on the source grid (value = segment number), segment by segment
+ * and pixel for pixel on each source slice; `slicesWith` counts the source slices with any labelled voxel.
+ */
+export function compareLabelmapValues(
+  values: ValueSlice[],
+  slices: ExpectedLesion['slices'],
+  labels: Uint8Array,
+  pixelsPerSlice: number,
+  segmentNumbers: number[],
+): { problems: string[]; slicesWith: number } {
+  const byUid = new Map(values.map((v) => [v.uid, v.byValue]));
+  const problems: string[] = [];
+  let slicesWith = 0;
+  slices.forEach((src, z) => {
+    const got = byUid.get(src.sopInstanceUid);
+    if (!got) return void problems.push(`slice ${z}: no labelmap over ${src.sopInstanceUid}`);
+    let any = false;
+    for (const v of segmentNumbers) {
+      const want: number[] = [];
+      for (let i = 0; i < pixelsPerSlice; i++) if (labels[z * pixelsPerSlice + i] === v) want.push(i);
+      const have = got[v] ?? [];
+      if (want.length) any = true;
+      if (want.length !== have.length || want.some((x, k) => have[k] !== x)) problems.push(`slice ${z} segment ${v}: viewer ${have.length} px, expected ${want.length} px`);
+    }
+    if (any) slicesWith++;
+  });
+  return { problems, slicesWith };
 }
