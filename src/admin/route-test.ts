@@ -171,8 +171,11 @@ export function routeTestRouter(node: StrokeNode, registry: Pick<ModelRegistry, 
   async function availability(uid: string, rows: ReturnType<StrokeNode['store']['listStudy']>, route: Route): Promise<{ av: AvailabilityRecord; from: string }> {
     const jobs = (await node.queue.list({ limit: 500 })).filter((j) => j.studyUid === uid && j.outcome).sort((a, b) => b.id - a.id);
     for (const j of jobs) {
-      const o = j.outcome as { availability?: { available?: AvailabilityRecord['available'] } };
-      if (o.availability?.available) return { av: { studyInstanceUid: uid, available: o.availability.available, series: [], notes: [] }, from: `its last processing (job ${j.id})` };
+      const o = j.outcome as { availability?: { available?: AvailabilityRecord['available']; abdomen?: AvailabilityRecord['abdomen'] } };
+      if (o.availability?.available) {
+        const abdomen = o.availability.abdomen ? { abdomen: o.availability.abdomen } : {};
+        return { av: { studyInstanceUid: uid, available: o.availability.available, series: [], notes: [], ...abdomen }, from: `its last processing (job ${j.id})` };
+      }
     }
     const study = await assembleStudy(rows, { t1ContrastFromStudyContext: route.sequences.t1ContrastFromStudyContext });
     return { av: study.availability, from: 'the stored instances, assembled now (never processed)' };

@@ -180,6 +180,12 @@ describe('task selection', () => {
     expect(s.decisions.find((x) => x.task === 'liver-ct-mr')!.reason).toBe('runs: listed in route "r"; portal-venous CT "PV"');
     expect(selectTasks(route({ tasks: ['liver-ct-mr'] }), abdAv, { isReady: () => false }, facts).decisions.find((x) => x.task === 'liver-ct-mr')!.reason).toMatch(/liver model "liver-aqcf" is not installed or not ready/);
   });
+  test('only the content kinds known (the rule tester\'s "present" list): runs, the series picked at assembly', () => {
+    const kindsOnly = { studyInstanceUid: '', available: { ...abdAv.available }, series: [], notes: [] };
+    const acc = liverCtMr.accept(kindsOnly, route({ tasks: ['liver-ct-mr'] }), ready);
+    expect(acc).toMatchObject({ run: true, plan: { model: 'liver-aqcf', modality: 'CT' }, note: expect.stringMatching(/picked when the study is assembled/) });
+    expect(liverCtMr.accept({ ...kindsOnly, available: { ...kindsOnly.available, CT_ABDOMEN: false } }, route({ tasks: ['liver-ct-mr'] }), ready)).toMatchObject({ run: false, inputsMissing: true });
+  });
   test('a route condition on the content kinds (when: present CT_ABDOMEN) validates and selects', () => {
     const r = route({ tasks: [{ task: 'liver-ct-mr', when: { present: ['CT_ABDOMEN'] } }] });
     expect(selectTasks(r, abdAv, ready, facts).toRun).toHaveLength(1);

@@ -25,9 +25,10 @@ export { postprocessLiver, measureLiver, type LiverMeasurements, type TumourMeas
 
 export interface LiverPlan {
   model: string;
-  seriesInstanceUid: string;
+  /** The picked series; absent when only the content kinds are known (the rule tester's "present" list). */
+  seriesInstanceUid?: string;
   modality: 'CT' | 'MR';
-  kind: AbdomenKind;
+  kind?: AbdomenKind;
 }
 
 const r2 = (x: number): number => Math.round(x * 100) / 100;
@@ -52,6 +53,12 @@ export const liverCtMr: Task<LiverPlan> = {
   accept(av, route, registry) {
     const abd = av.abdomen;
     const pick = abd?.pick;
+    const a = av.available as Partial<Record<'CT_ABDOMEN' | 'MR_ABDOMEN', boolean>>;
+    if (!pick && !abd && (a.CT_ABDOMEN || a.MR_ABDOMEN)) {
+      // only the content kinds are known (rule tester, an outcome without the series record): the series is picked at assembly
+      if (!registry.isReady(route.models.liver)) return { run: false, reason: `liver model "${route.models.liver}" is not installed or not ready` };
+      return { run: true, plan: { model: route.models.liver, modality: a.CT_ABDOMEN ? 'CT' : 'MR' }, note: `an abdominal ${a.CT_ABDOMEN ? 'CT' : 'MRI'} series is present (the series is picked when the study is assembled)` };
+    }
     if (!pick) {
       const seen = (abd?.series ?? []).filter((s) => s.modality === 'CT' || s.modality === 'MR');
       const why = seen.length ? seen.slice(0, 3).map((s) => `"${s.seriesDescription ?? s.seriesInstanceUid.slice(-8)}": ${s.reason}`).join('; ') : 'no CT or MR series';
@@ -65,22 +72,24 @@ export const liverCtMr: Task<LiverPlan> = {
     const { config, registry } = deps;
     const model = registry.get(plan.model);
     if (!model) throw new Error(`model ${plan.model} missing`);
-    if (!study.abdomen || study.abdomen.pick.seriesInstanceUid !== plan.seriesInstanceUid) throw new Error('the planned abdominal series is not in the assembled study');
+    if (!study.abdomen || (plan.seriesInstanceUid && study.abdomen.pick.seriesInstanceUid !== plan.seriesInstanceUid)) throw new Error('the planned abdominal series is not in the assembled study');
+    const kind = study.abdomen.pick.kind;
+    const modality = study.abdomen.pick.modality;
     let t = performance.now();
     const volume = await study.abdomen.load();
     timings.load = (timings.load ?? 0) + performance.now() - t;
-    const seg = await segmentLiver(registry, plan.model, volume, plan.modality, timings);
+    const seg = await segmentLiver(registry, plan.model, volume, modality, timings);
     const m = seg.measurements;
     const caveat = phantomCaveat(model.manifest);
     const provenance = { ...provenanceOf(deps, model, [volume.seriesInstanceUid], tStart, false), postprocessing: `Post-processing: ${seg.postprocessing}.` };
-    const seriesKind = ABDOMEN_KIND_TEXT[plan.kind];
+    const seriesKind = ABDOMEN_KIND_TEXT[kind];
     t = performance.now();
     const base = config.output.seriesNumberBase;
     const res = writeLiverResults({
       source: volume,
       labels: seg.labels,
       sourceHeaders: study.headers,
-      modality: plan.modality,
+      modality,
       seriesKind,
       liverMl: m.liverMl,
       tumourMl: m.tumourMl,
