@@ -13,6 +13,9 @@
  * Real scans (no labelled infarct: Siemens XA30 volunteer with the scanner's and the node's maps, GE DWI with the
  * node's ADC, Philips Achieva with the scanner's ADC): marked mL and components, all false positive.
  * Raw model masks are cached under cache/pp-masks so that variants re-run in seconds.
+ * PP_MODELS_DIR: read the models (ONNX + manifest) from another folder (a candidate not yet in models/); its raw
+ * masks are cached apart (cache/pp-masks-<PP_CACHE_TAG>, the tag defaults to the folder's name).
+ * PP_SAVE_FINAL=1: also write each study's mask after all rules (variant 'all') to cache/pp-final[-<tag>]/<model>/.
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -25,7 +28,10 @@ import { loadDwiPhantom } from '../../test/helpers/dwi-phantom';
 import { realScans } from '../../test/helpers/real-volunteer';
 
 const MODELS = (process.env.PP_MODELS ?? 'dual-encoder,unet2d-baseline,shaspec-missing').split(',');
-const CACHE = path.join(__dirname, 'cache/pp-masks');
+const MODELS_DIR = process.env.PP_MODELS_DIR ? path.resolve(process.env.PP_MODELS_DIR) : path.resolve(__dirname, '..');
+const TAG = process.env.PP_MODELS_DIR ? `-${process.env.PP_CACHE_TAG ?? path.basename(MODELS_DIR)}` : '';
+const CACHE = path.join(__dirname, `cache/pp-masks${TAG}`);
+const FINAL = process.env.PP_SAVE_FINAL === '1' ? path.join(__dirname, `cache/pp-final${TAG}`) : undefined;
 /** PP_INPUTS=DWI: the model reads the DWI alone (the single-modality route's DWI-only path), and the rules get no ADC. */
 const DWI_ONLY = process.env.PP_INPUTS === 'DWI';
 
@@ -131,13 +137,17 @@ function summarise(rows: StudyScore[]) {
 }
 
 async function phantoms(dir: string, outFile: string, variants: Variant[]): Promise<void> {
-  const reg = new ModelRegistry({ dir: path.resolve(__dirname, '..'), providers: ['cpu'], intraOpThreads: 1 });
+  const reg = new ModelRegistry({ dir: MODELS_DIR, providers: ['cpu'], intraOpThreads: 1 });
   await reg.loadAll();
   const studies = fs.readdirSync(dir).filter((d) => fs.existsSync(path.join(dir, d, 'meta.json'))).sort((a, b) => Number(a.split('-').pop()) - Number(b.split('-').pop()));
   const split = path.basename(dir);
   const rows: Record<string, Record<string, StudyScore[]>> = {};
+  /** real-background studies (real_backgrounds.py): which real scan each one's tissue is */
+  const background = new Map<string, string>();
   for (const s of studies) {
     const ph = loadDwiPhantom(path.join(dir, s));
+    const bg = (ph.meta as { background?: string }).background;
+    if (bg) background.set(s, bg);
     const brains = new Map<string, Uint8Array>();
     const brainFor = (o: LesionPostprocessOptions) => {
       const k = `${o.brainMask.otsuFactor}/${o.brainMask.openingMm}/${o.brainMask.erodeMm}`;
@@ -149,6 +159,11 @@ async function phantoms(dir: string, outFile: string, variants: Variant[]): Prom
       for (const v of variants) {
         const { mask } = postprocessLesionMask(raw, { ref: ph.dwi, dwi: ph.dwi, b0: ph.b0, adc: DWI_ONLY ? undefined : ph.adc, brain: brainFor(v.opts) }, v.opts);
         ((rows[model] ??= {})[v.name] ??= []).push(score(s, mask, ph.truth, ph.dwi));
+        if (FINAL && v.name === 'all') {
+          const f = path.join(FINAL, model, `${split}${DWI_ONLY ? '-dwionly' : ''}`, `${s}.u8.gz`);
+          fs.mkdirSync(path.dirname(f), { recursive: true });
+          fs.writeFileSync(f, zlib.gzipSync(Buffer.from(mask)));
+        }
       }
     }
   }
@@ -156,6 +171,13 @@ async function phantoms(dir: string, outFile: string, variants: Variant[]): Prom
   for (const model of MODELS) {
     const m: Record<string, unknown> = {};
     for (const v of variants) m[v.name] = summarise(rows[model][v.name]);
+    if (background.size) {
+      // the node default (last variant, 'all' by default) per real background
+      const last = variants[variants.length - 1].name;
+      const by: Record<string, unknown> = {};
+      for (const bg of new Set(background.values())) by[bg] = summarise(rows[model][last].filter((r) => background.get(r.study) === bg));
+      m[`${last} by background`] = by;
+    }
     (out.models as Record<string, unknown>)[model] = m;
   }
   out.variants = variants;
@@ -174,7 +196,7 @@ async function phantoms(dir: string, outFile: string, variants: Variant[]): Prom
 }
 
 async function real(outFile: string, variants: Variant[]): Promise<void> {
-  const reg = new ModelRegistry({ dir: path.resolve(__dirname, '..'), providers: ['cpu'], intraOpThreads: 1 });
+  const reg = new ModelRegistry({ dir: MODELS_DIR, providers: ['cpu'], intraOpThreads: 1 });
   await reg.loadAll();
   const scans = await realScans();
   const res: unknown[] = [];
