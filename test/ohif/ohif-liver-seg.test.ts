@@ -1,8 +1,9 @@
 /**
- * The liver task's SEG (issue 16) in the real OHIF viewer (v3.13.2, headless Chromium), on the CT: the committed
- * TEST-split CT phantom (test/fixtures/liver, 256² x 18 slices of 3 mm, portal-venous tags) goes through the task
+ * The liver task's SEG (issue 16) in the real OHIF viewer (v3.13.2, headless Chromium), on the CT and on the MRI:
+ * each committed TEST-split phantom (test/fixtures/liver: CT 256² x 18 slices of 3 mm with portal-venous tags; MRI
+ * T1 post-contrast 256² x 20 slices) goes through the task
  * as the node runs it (assemble → accept → liverCtMr.run with the committed liver-aqcf model: model output, not
- * the truth), and the CT series, the SEG and the SR it wrote are stored in Orthanc. The viewer lists the CT, the
+ * the truth), and the source series, the SEG and the SR it wrote are stored in Orthanc. The viewer lists the series, the
  * SEG and the SR; loading the SEG shows the two segments (Liver, Liver tumour) by name, and its labelmap holds, on
  * each source slice, exactly the pixels of each segment that the SEG carries (decoded independently here).
  * Screenshots (not committed): test-output/ohif/liver-*.png.
@@ -44,7 +45,12 @@ const LABELS = ['Liver', 'Liver tumour'];
 
 jest.setTimeout(300000);
 
-(ready ? describe : describe.skip)('OHIF shows the liver task SEG (liver + liver tumour) on the CT', () => {
+const CASES = [
+  { which: 'ct' as const, modality: 'CT', description: 'ABD PORTAL VENOUS' },
+  { which: 'mr' as const, modality: 'MR', description: 'AX T1 VIBE FS POST' },
+];
+
+(ready ? describe.each(CASES) : describe.skip.each(CASES))('OHIF shows the liver task SEG (liver + liver tumour) on the $modality', ({ which, modality, description }) => {
   let pacs: OrthancHandle;
   let ohif: OhifServerHandle;
   let browser: Browser;
@@ -59,10 +65,10 @@ jest.setTimeout(300000);
 
   beforeAll(async () => {
     fs.mkdirSync(OUT, { recursive: true });
-    for (const f of fs.readdirSync(OUT)) if (f.startsWith('liver-') && f.endsWith('.png')) fs.rmSync(path.join(OUT, f));
+    for (const f of fs.readdirSync(OUT)) if (f.startsWith(`liver-${which}-`) && f.endsWith('.png')) fs.rmSync(path.join(OUT, f));
     const distDir = ensureOhifDist();
     work = fs.mkdtempSync(path.join(os.tmpdir(), 'ohif-liver-'));
-    st = writeLiverFixtureStudy('ct', { outDir: path.join(work, 'ct') });
+    st = writeLiverFixtureStudy(which, { outDir: path.join(work, which) });
     // the task as the node runs it
     registry = new ModelRegistry({ dir: modelsSubset([MODEL]), providers: ['cpu'], intraOpThreads: 1 });
     await registry.loadAll();
@@ -100,19 +106,19 @@ jest.setTimeout(300000);
     await registry?.close();
     if (work) fs.rmSync(work, { recursive: true, force: true });
     // eslint-disable-next-line no-console
-    console.log(`OHIF liver SEG test: ${((Date.now() - t0) / 1000).toFixed(1)} s; screenshots in ${OUT}`);
+    console.log(`OHIF liver SEG test (${modality}): ${((Date.now() - t0) / 1000).toFixed(1)} s; screenshots in ${OUT}`);
   });
 
-  test('the study lists the CT, the SEG and the SR, the SEG named with the liver volume', async () => {
+  test('the study lists the source series, the SEG and the SR, the SEG named with the liver volume', async () => {
     await openStudy(page, ohif.url, st.study.studyInstanceUid);
     const bySeries = new Map((await displaySets(page)).map((d) => [d.seriesInstanceUid, d]));
-    expect(bySeries.get(st.series.seriesInstanceUid)?.modality).toBe('CT');
+    expect(bySeries.get(st.series.seriesInstanceUid)?.modality).toBe(modality);
     expect(bySeries.get(seg.series)?.modality).toBe('SEG');
     expect(bySeries.get(srSeries)?.modality).toBe('SR');
     const thumbs = (await thumbnailTexts(page)).join('\n');
     expect(thumbs).toMatch(/AI liver SEG \d+\.\d mL, \d+ tumour\(s\)/);
-    expect(thumbs).toContain('ABD PORTAL VENOUS');
-    await page.screenshot({ path: path.join(OUT, 'liver-study-opened.png') });
+    expect(thumbs).toContain(description);
+    await page.screenshot({ path: path.join(OUT, `liver-${which}-study-opened.png`) });
   });
 
   test('loading the SEG shows the two segments by name in the segmentation panel', async () => {
@@ -121,10 +127,10 @@ jest.setTimeout(300000);
     expect(loaded.segmentLabels).toEqual(LABELS);
     const panel = await segmentationPanelText(page);
     for (const l of LABELS) expect(panel).toContain(l);
-    await page.screenshot({ path: path.join(OUT, 'liver-seg-loaded-panel.png') });
+    await page.screenshot({ path: path.join(OUT, `liver-${which}-seg-loaded-panel.png`) });
   });
 
-  test('the viewer holds the liver and the tumours on their own CT slices, pixel for pixel and by segment', async () => {
+  test('the viewer holds the liver and the tumours on their own source slices, pixel for pixel and by segment', async () => {
     const g = st.series.volume.geometry;
     const ppf = g.rows * g.columns;
     const exp: ExpectedLesion = {
@@ -137,10 +143,10 @@ jest.setTimeout(300000);
     expect(checkLabelmapPlacement(loaded, exp)).toEqual([]);
     const { problems, slicesWith } = compareLabelmapValues(await labelmapValues(page), exp.slices, seg.labels, ppf, [1, 2]);
     expect(problems).toEqual([]);
-    expect(slicesWith).toBeGreaterThan(5); // the model found a liver on most of the 18 slices
+    expect(slicesWith).toBeGreaterThan(5); // the model found a liver on most of the 18 (CT) / 20 (MRI) slices
   });
 
-  test('screenshot: the slice with the most liver, the segments drawn over the CT', async () => {
+  test('screenshot: the slice with the most liver, the segments drawn over the image', async () => {
     const g = st.series.volume.geometry;
     const ppf = g.rows * g.columns;
     let best = 0;
@@ -152,7 +158,7 @@ jest.setTimeout(300000);
     const src = st.series.volume.sliceSources[best];
     const placement = await showInstance(page, src.sopInstanceUid, [], 1500);
     expect(placement.shownSopInstanceUid).toBe(src.sopInstanceUid);
-    const file = path.join(OUT, `liver-slice${best}.png`);
+    const file = path.join(OUT, `liver-${which}-slice${best}.png`);
     await page.screenshot({ path: file });
     expect(fs.statSync(file).size).toBeGreaterThan(10000);
   });
