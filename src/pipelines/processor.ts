@@ -57,7 +57,8 @@ function notRunReason(decisions: TaskDecision[], av: AvailabilityRecord, route: 
   if (listed.every((d) => d.inputsMissing)) {
     const ids = routeTaskEntries(route).map((e) => e.task);
     const stroke = ids.every((id) => id === 'stroke-mr' || id === 'stroke-ct');
-    const why = av.notes.length ? av.notes.join('; ') : stroke ? 'no DWI, ADC or head CT series found' : `none of what ${ids.join(', ')} read`;
+    // a route with other tasks (tumour, liver): each task's own reason names what it looked for and why it refused it
+    const why = stroke ? (av.notes.length ? av.notes.join('; ') : 'no DWI, ADC or head CT series found') : listed.map((d) => `${d.task}: ${d.reason}`).join('; ');
     return `nothing usable: ${why}`;
   }
   return listed.map((d) => `${d.task}: ${d.reason}`).join('; ');

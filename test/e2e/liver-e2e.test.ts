@@ -18,7 +18,8 @@ import { OrthancHandle, startOrthanc } from '../harness/orthanc';
 import { freePort } from '../harness/ports';
 import { bratsCaseAvailable, writeBratsStudy } from '../helpers/brats-study';
 import { dciodvfy } from '../helpers/dciodvfy';
-import { liverFixturesAvailable, writeLiverFixtureStudy, type LiverFixtureStudy } from '../helpers/liver-study';
+import { CT_PORTAL_TAGS, liverFixture, liverFixturesAvailable, writeAbdomenSeries, writeLiverFixtureStudy, type LiverFixtureStudy } from '../helpers/liver-study';
+import { newStudyContext } from '../helpers/series-writer';
 import { startTestNode, stowBody, TestNode, waitFor } from '../helpers/node';
 import { segAndSrInOrthanc } from '../helpers/orthanc-results';
 import { diceOf, MODELS_DIR, modelReady, segToLabels } from '../helpers/tumour-seg';
@@ -155,6 +156,24 @@ maybe('liver studies (CT and MRI) end to end through the real Orthanc', () => {
     expect(o.outputs).toEqual([]);
     expect(o.tasks.find((x) => x.task === 'liver-ct-mr')).toMatchObject({ listed: false, run: false, reason: expect.stringMatching(/not listed in route "stroke" tasks \(stroke-mr, stroke-ct\)/) });
     expect(o.tasks.find((x) => x.task === 'stroke-ct')!.reason).toMatch(/no usable head CT/);
+  }, 240000);
+
+  test('an abdominal CT of 7 mm slices on the abdomen route is not processed, and the reason says why', async () => {
+    const fx = liverFixture('ct');
+    const study = newStudyContext({ patientName: 'PHANTOM^LIVER', patientId: 'LIVER-THICK' });
+    const s = writeAbdomenSeries(
+      { modality: 'CT', rows: fx.rows, columns: fx.columns, slices: 6, pixelSpacing: [fx.pixelSpacing, fx.pixelSpacing], sliceThickness: 7, sliceSpacing: 7, imagePositionPatientFirst: fx.firstIpp, data: fx.data.slice(0, 6 * fx.rows * fx.columns), seriesDescription: 'ABD PV 7mm', tags: CT_PORTAL_TAGS },
+      study,
+    );
+    const before = await finished();
+    const { body, contentType } = stowBody(s.files.map((f) => ({ body: f.part10 })));
+    expect((await fetch(`${t.httpUrl}/dicom-web/studies`, { method: 'POST', headers: { 'Content-Type': contentType, Accept: 'application/dicom+json' }, body })).status).toBe(200);
+    await waitJobs(before + 1);
+    const job = await jobOf(study.studyInstanceUid);
+    expect(job.state).toBe('not_processed');
+    const o = job.outcome as Outcome;
+    expect(o.route).toBe('abdomen');
+    expect(o.reason).toMatch(/^nothing usable: liver-ct-mr: no usable abdominal CT or MRI series \("ABD PV 7mm": BodyPartExamined ABDOMEN; portal-venous CT, slice thickness 7 mm thicker than 5 mm/);
   }, 240000);
 
   const brats = bratsCaseAvailable('Brats18_TCIA02_370_1') && modelReady('brats-shaspec') ? test : test.skip;
