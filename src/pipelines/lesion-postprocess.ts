@@ -149,19 +149,21 @@ export function components26(m: Uint8Array, slices: number, rows: number, cols: 
   const labels = new Int32Array(m.length);
   const members: number[][] = [];
   const plane = rows * cols;
-  const stack: number[] = [];
+  // a typed, growable stack and integer division: the liver task labels components of millions of voxels
+  let stack = new Int32Array(4096);
+  let top = 0;
   for (let i = 0; i < m.length; i++) {
     if (!m[i] || labels[i]) continue;
     const id = members.length + 1;
     const list: number[] = [];
     labels[i] = id;
-    stack.push(i);
-    while (stack.length) {
-      const j = stack.pop()!;
+    stack[top++] = i;
+    while (top) {
+      const j = stack[--top];
       list.push(j);
-      const z = Math.floor(j / plane);
+      const z = (j / plane) | 0;
       const rem = j - z * plane;
-      const y = Math.floor(rem / cols);
+      const y = (rem / cols) | 0;
       const x = rem - y * cols;
       for (let dz = -1; dz <= 1; dz++) {
         const zz = z + dz;
@@ -175,7 +177,12 @@ export function components26(m: Uint8Array, slices: number, rows: number, cols: 
             const k = zz * plane + yy * cols + xx;
             if (m[k] && !labels[k]) {
               labels[k] = id;
-              stack.push(k);
+              if (top === stack.length) {
+                const grown = new Int32Array(stack.length * 2);
+                grown.set(stack);
+                stack = grown;
+              }
+              stack[top++] = k;
             }
           }
         }

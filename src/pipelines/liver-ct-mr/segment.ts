@@ -8,14 +8,14 @@
  *   2. grid       each acquired slice on its own, bilinear to the manifest grid (128 x 128 at 3 mm) centred on the
  *                 slice centre; outside the source image 0 (study/resample.ts toModelGrid, as ct_phantoms.to_model_grid)
  *   3. inference  ONNX `image` [N,1,H,W] + `modality` [N] (1 CT, 0 MRI) → `logits` [N,3,H,W], batches of slices
- *   4. back       softmax, the 3 probabilities bilinear onto every source pixel (fromModelGrid), argmax (source pixels
- *                 outside the model grid: background)
+ *   4. back       softmax, the 3 probabilities bilinear onto every source pixel (as fromModelGrid), argmax (source
+ *                 pixels outside the model grid: background), fused in backArgmax
  *   5. post       largest liver component, small tumours → liver (measure.ts postprocessLiver, manifest `postprocess`)
  *   6. measure    liver / tumour volumes, per-tumour volume, longest axial diameter and centroid (measureLiver)
  */
 import { liverPostprocess, type ModelManifest } from '../../models/manifest';
 import type { ModelRegistry } from '../../models/registry';
-import { fromModelGrid, toModelGrid, type ModelGrid } from '../../study';
+import { toModelGrid, type ModelGrid } from '../../study';
 import type { Volume } from '../../types';
 import { normalise, selectKth } from '../preprocess';
 import { measureLiver, postprocessLiver, type LiverMeasurements } from './measure';
@@ -48,6 +48,64 @@ export function mrMedianNormalise(data: Float32Array, clip: [number, number]): {
     x[i] = v < lo ? lo : v > hi ? hi : v;
   }
   return { x, scale: s };
+}
+
+/**
+ * The class probabilities (class-major [3][S][H][W] on the model grid) bilinear back onto every source pixel and the
+ * argmax, in one pass: the same sample positions, weights, arithmetic and float32 rounding as study/resample.ts
+ * fromModelGrid + a first-maximum argmax (as numpy), without three full-size probability volumes (a 512² x 100 CT:
+ * 3 x 100 MB). Source pixels outside the model grid get 0 for every class: background.
+ */
+export function backArgmax(probs: Float32Array, S: number, g: { rows: number; columns: number; pixelSpacing: [number, number] }, mg: ModelGrid): Uint8Array {
+  const [H, W] = mg.size;
+  const plane = H * W;
+  const { rows, columns } = g;
+  const axis = (n: number, src: number, spacing: number, dstN: number) => {
+    const i0 = new Int32Array(n);
+    const i1 = new Int32Array(n);
+    const f = new Float64Array(n);
+    const inside = new Uint8Array(n);
+    for (let k = 0; k < n; k++) {
+      const x = (dstN - 1) / 2 + (k - (src - 1) / 2) * (spacing / mg.spacingMm);
+      if (x < -0.5 || x > dstN - 0.5) continue;
+      const xx = Math.min(Math.max(x, 0), dstN - 1);
+      i0[k] = Math.floor(xx);
+      i1[k] = Math.min(i0[k] + 1, dstN - 1);
+      f[k] = xx - i0[k];
+      inside[k] = 1;
+    }
+    return { i0, i1, f, inside };
+  };
+  const R = axis(rows, rows, g.pixelSpacing[0], H);
+  const C = axis(columns, columns, g.pixelSpacing[1], W);
+  const out = new Uint8Array(S * rows * columns);
+  for (let z = 0; z < S; z++) {
+    for (let r = 0; r < rows; r++) {
+      if (!R.inside[r]) continue;
+      const fr = R.f[r];
+      const a0 = R.i0[r] * W;
+      const a1 = R.i1[r] * W;
+      const o = (z * rows + r) * columns;
+      for (let c = 0; c < columns; c++) {
+        if (!C.inside[c]) continue;
+        const fc = C.f[c];
+        const c0 = C.i0[c];
+        const c1 = C.i1[c];
+        let best = -1;
+        let label = 0;
+        for (let k = 0; k < 3; k++) {
+          const off = (k * S + z) * plane;
+          const v = Math.fround((1 - fr) * ((1 - fc) * probs[off + a0 + c0] + fc * probs[off + a0 + c1]) + fr * ((1 - fc) * probs[off + a1 + c0] + fc * probs[off + a1 + c1]));
+          if (v > best) {
+            best = v;
+            label = k;
+          }
+        }
+        out[o + c] = label;
+      }
+    }
+  }
+  return out;
 }
 
 export interface LiverSegmentation {
@@ -141,18 +199,7 @@ export async function segmentLiver(
 
   // back onto the source pixels, argmax (first maximum, as numpy)
   t = performance.now();
-  const nv = S * g.rows * g.columns;
-  const best = new Float32Array(nv).fill(-1);
-  const raw = new Uint8Array(nv);
-  for (let c = 0; c < 3; c++) {
-    const onSrc = fromModelGrid(probs.subarray(c * S * plane, (c + 1) * S * plane), g, mg);
-    for (let i = 0; i < nv; i++) {
-      if (onSrc[i] > best[i]) {
-        best[i] = onSrc[i];
-        raw[i] = c;
-      }
-    }
-  }
+  const raw = backArgmax(probs, S, g, mg);
   const pp = liverPostprocess(m);
   const grid = { slices: S, rows: g.rows, columns: g.columns, pixelSpacing: g.pixelSpacing, sliceSpacing: g.sliceSpacing };
   const post = postprocessLiver(raw, grid, pp.minTumourMl);
