@@ -34,6 +34,10 @@ const CACHE = path.join(__dirname, `cache/pp-masks${TAG}`);
 const FINAL = process.env.PP_SAVE_FINAL === '1' ? path.join(__dirname, `cache/pp-final${TAG}`) : undefined;
 /** PP_INPUTS=DWI: the model reads the DWI alone (the single-modality route's DWI-only path), and the rules get no ADC. */
 const DWI_ONLY = process.env.PP_INPUTS === 'DWI';
+/** PP_INPUTS=ADC: the model reads the ADC alone (ShaSpec's ADC-only path); the rules get no DWI / b0, so the brain
+ * mask is skipped as in the node (the ADC-ratio and size rules still apply). */
+const ADC_ONLY = process.env.PP_INPUTS === 'ADC';
+const ONLY = DWI_ONLY ? '-dwionly' : ADC_ONLY ? '-adconly' : '';
 
 type Variant = { name: string; opts: LesionPostprocessOptions };
 const OFF: LesionPostprocessOptions = {
@@ -155,12 +159,14 @@ async function phantoms(dir: string, outFile: string, variants: Variant[]): Prom
       return { mask: brains.get(k)!, source: 'b0' as const };
     };
     for (const model of MODELS) {
-      const raw = await rawMask(reg, model, `${split}${DWI_ONLY ? '-dwionly' : ''}/${s}`, { DWI: ph.dwi, ADC: DWI_ONLY ? undefined : ph.adc });
+      const raw = await rawMask(reg, model, `${split}${ONLY}/${s}`, { DWI: ADC_ONLY ? undefined : ph.dwi, ADC: DWI_ONLY ? undefined : ph.adc });
       for (const v of variants) {
-        const { mask } = postprocessLesionMask(raw, { ref: ph.dwi, dwi: ph.dwi, b0: ph.b0, adc: DWI_ONLY ? undefined : ph.adc, brain: brainFor(v.opts) }, v.opts);
+        const { mask } = ADC_ONLY
+          ? postprocessLesionMask(raw, { ref: ph.adc, adc: ph.adc }, v.opts)
+          : postprocessLesionMask(raw, { ref: ph.dwi, dwi: ph.dwi, b0: ph.b0, adc: DWI_ONLY ? undefined : ph.adc, brain: brainFor(v.opts) }, v.opts);
         ((rows[model] ??= {})[v.name] ??= []).push(score(s, mask, ph.truth, ph.dwi));
         if (FINAL && v.name === 'all') {
-          const f = path.join(FINAL, model, `${split}${DWI_ONLY ? '-dwionly' : ''}`, `${s}.u8.gz`);
+          const f = path.join(FINAL, model, `${split}${ONLY}`, `${s}.u8.gz`);
           fs.mkdirSync(path.dirname(f), { recursive: true });
           fs.writeFileSync(f, zlib.gzipSync(Buffer.from(mask)));
         }
