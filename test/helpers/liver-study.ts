@@ -15,7 +15,9 @@ import * as path from 'path';
 import type { NaturalDataset } from '../../src/dicom/dcmjs';
 import type { Vec3, VolumeKind } from '../../src/types';
 import { readNifti } from './nifti';
+import { ModelRegistry } from '../../src/models/registry';
 import { newStudyContext, writeSeries, writeSeriesToDir, type StudyContext, type WrittenSeries } from './series-writer';
+import { modelsSubset } from './tumour-seg';
 
 export const LIVER_FIXTURES = path.resolve(__dirname, '../fixtures/liver');
 
@@ -234,4 +236,11 @@ export function writeLiverFixtureStudy(which: 'ct' | 'mr', opts: { outDir?: stri
     opts.outDir,
   );
   return { study, series, fixture: fx };
+}
+
+/** A registry holding only the liver model (quick loads; 1 CPU thread, as the python reference ran it). */
+export async function liverRegistry(): Promise<ModelRegistry> {
+  const registry = new ModelRegistry({ dir: modelsSubset(['liver-aqcf']), providers: ['cpu'], intraOpThreads: 1 });
+  await registry.loadAll();
+  return registry;
 }

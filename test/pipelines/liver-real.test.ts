@@ -15,15 +15,15 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { num, readPart10, seq } from '../../src/dicom/dcmjs';
-import { ModelRegistry } from '../../src/models/registry';
+import type { ModelRegistry } from '../../src/models/registry';
 import { segmentLiver } from '../../src/pipelines/liver-ct-mr';
 import { unpackBits } from '../../src/results/seg';
 import { assembleStudy } from '../../src/study';
 import type { StoredInstance } from '../../src/types';
-import { writeAbdomenSeries } from '../helpers/liver-study';
+import { liverRegistry, writeAbdomenSeries } from '../helpers/liver-study';
 import { readNifti } from '../helpers/nifti';
 import { newStudyContext } from '../helpers/series-writer';
-import { diceOf, modelReady, modelsSubset } from '../helpers/tumour-seg';
+import { diceOf, modelReady } from '../helpers/tumour-seg';
 
 const SHARED = process.env.STROKE_SHARED_DATA ?? path.resolve(__dirname, '../../../shared/data');
 const CT3 = path.join(SHARED, 'seg-examples/segmentations/ct-3slice');
@@ -47,8 +47,7 @@ const maybe = have ? describe : describe.skip;
 maybe('liver-aqcf on the real CTs (node path)', () => {
   let registry: ModelRegistry;
   beforeAll(async () => {
-    registry = new ModelRegistry({ dir: modelsSubset(['liver-aqcf']), providers: ['cpu'], intraOpThreads: 1 });
-    await registry.loadAll();
+    registry = await liverRegistry();
   }, 120000);
   afterAll(async () => registry?.close());
 

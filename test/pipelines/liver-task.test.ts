@@ -17,7 +17,7 @@ import * as path from 'path';
 import { parseConfig } from '../../src/config/load';
 import type { Route } from '../../src/config/schema';
 import { readPart10, seq, str } from '../../src/dicom/dcmjs';
-import { ModelRegistry } from '../../src/models/registry';
+import type { ModelRegistry } from '../../src/models/registry';
 import { liverCtMr, measureLiver, postprocessLiver, segmentLiver } from '../../src/pipelines/liver-ct-mr';
 import { writeLiverResults } from '../../src/results/liver';
 import { selectTasks } from '../../src/pipelines/tasks';
@@ -31,13 +31,14 @@ import {
   MR_T1_TAGS,
   MR_T2_TAGS,
   liverFixture,
+  liverRegistry,
   liverFixturesAvailable,
   writeAbdomenSeries,
   writeLiverFixtureStudy,
   type AbdomenSeriesSpec,
 } from '../helpers/liver-study';
 import { newStudyContext, type StudyContext, type WrittenSeries } from '../helpers/series-writer';
-import { modelReady, modelsSubset, segToLabels } from '../helpers/tumour-seg';
+import { modelReady, segToLabels } from '../helpers/tumour-seg';
 
 let work: string;
 beforeAll(() => {
@@ -292,8 +293,7 @@ const withModel = liverFixturesAvailable() && modelReady('liver-aqcf') ? describ
 withModel('the TypeScript pipeline on the committed phantoms vs the python reference (expected.json)', () => {
   let registry: ModelRegistry;
   beforeAll(async () => {
-    registry = new ModelRegistry({ dir: modelsSubset(['liver-aqcf']), providers: ['cpu'], intraOpThreads: 1 });
-    await registry.loadAll();
+    registry = await liverRegistry();
   }, 120000);
   afterAll(async () => registry?.close());
 
