@@ -15,7 +15,8 @@
  * SR: TID 1500. TID 1411 Volumetric ROI groups for segment 1 (liver parenchyma) and segment 2 (tumour burden: total
  * volume and the number of tumours); TID 1501 groups (no image reference: they span several segments or part of
  * one) for the whole liver (1 + 2) and for each tumour (26-connected component of segment 2): its volume, its
- * longest axial diameter ((103339001, SCT, "Long Axis"), mm), and a comment with its centroid and location. No
+ * longest axial diameter ((103339001, SCT, "Long Axis"), mm), and a comment with its centroid, its position inside
+ * the segmented liver (thirds right-to-left / top-to-bottom of the mask's extent) and location. No
  * Couinaud segment is reported: it is defined by the hepatic and portal veins, which the model does not segment.
  */
 import { newUid, writePart10, type NaturalDataset } from '../dicom/dcmjs';
@@ -53,6 +54,8 @@ export interface LiverTumourReport {
   /** 0-based slice (ascending along the normal) of the longest axial diameter. */
   diameterSlice: number;
   centroidLpsMm?: [number, number, number];
+  /** Where it lies inside the segmented liver, in words (not a Couinaud segment). */
+  location?: { text: string };
 }
 
 export interface LiverResultInput {
@@ -202,6 +205,7 @@ export function buildLiverSr(input: LiverResultInput, seg: { sopInstanceUid: str
             `Tumour ${t.index}: 26-connected part of segment 2 (${segs[1].label}) of segmentation ${seg.sopInstanceUid}.`,
             `Longest axial diameter ${r1(t.longestAxialDiameterMm)} mm on source slice ${t.diameterSlice + 1} of ${slices.length} (SOP ${slices[t.diameterSlice]?.sopInstanceUid ?? '?'}), voxel centres + one pixel.`,
             t.centroidLpsMm ? `Centroid (patient LPS) ${t.centroidLpsMm.map(r1).join(', ')} mm.` : '',
+            t.location ? `Position: ${t.location.text}.` : '',
             NO_COUINAUD,
           ]
             .filter(Boolean)

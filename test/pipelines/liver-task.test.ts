@@ -232,6 +232,18 @@ describe('post-processing and measurements (measure.ts)', () => {
     expect(p.summary).toBe("largest 26-connected liver component kept (2 component(s); 0.01 mL elsewhere set to background); 1 tumour component(s) under 0.001 mL counted as liver");
   });
 
+  test('position inside the segmented liver: thirds right-to-left (patient right = low LPS x) and top-to-bottom', () => {
+    const lab = new Uint8Array(3 * 40 * 40);
+    for (let z = 0; z < 3; z++) for (let r = 0; r < 40; r++) for (let c = 0; c < 40; c++) lab[idx(z, r, c)] = 1;
+    for (let r = 18; r < 22; r++) for (let c = 2; c < 6; c++) lab[idx(2, r, c)] = 2; // top slice, low columns
+    const geometry = { rowCosines: [1, 0, 0] as [number, number, number], columnCosines: [0, 1, 0] as [number, number, number], slicePositions: [0, 1, 2].map((z) => [0, 0, z * 2] as [number, number, number]) };
+    const t = measureLiver(lab, g, geometry).tumours[0];
+    expect(t.location!.rightToLeft).toBeCloseTo(3.5 / 39, 9);
+    expect(t.location!.topToBottom).toBe(0);
+    expect(t.location!.text).toBe('upper third, patient-right third of the segmented liver (centroid 9 % of its right-to-left and 0 % of its top-to-bottom extent)');
+    expect(t.centroidLpsMm).toEqual([1.75, 9.75, 4]);
+  });
+
   const fx = liverFixturesAvailable() ? test : test.skip;
   fx.each(['ct', 'mr'] as const)('%s fixture truth: the same volumes, count and diameters as the python reference (liver_post.measure)', (which) => {
     const f = liverFixture(which);
@@ -281,7 +293,7 @@ fxd('liver SEG + SR with tumours (the CT phantom truth as the label map)', () =>
     expect(numOf(groups[2], '118565006')).toBeCloseTo(fixture.expected.truth.liverMl, 3);
     expect(numOf(groups[3], '103339001')).toBeCloseTo(fixture.expected.truth.tumours[0].longestAxialDiameterMm, 3);
     expect(numOf(groups[4], '118565006')).toBeCloseTo(fixture.expected.truth.tumours[1].ml, 3);
-    expect(JSON.stringify(groups[3])).toMatch(/Centroid \(patient LPS\) -?[\d.]+, -?[\d.]+, -?[\d.]+ mm\. Location: no Couinaud segment reported/);
+    expect(JSON.stringify(groups[3])).toMatch(/Centroid \(patient LPS\) -?[\d.]+, -?[\d.]+, -?[\d.]+ mm\. Position: (upper|middle|lower) third, (patient-right|middle|patient-left) third of the segmented liver .*Location: no Couinaud segment reported/);
     if (dciodvfyAvailable()) {
       expect(dciodvfy(r.seg.part10).errors).toEqual([]);
       expect(dciodvfy(r.sr.part10).errors).toEqual([]);

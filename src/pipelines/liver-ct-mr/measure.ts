@@ -82,6 +82,11 @@ export interface TumourMeasurement {
   centroidVoxel: { slice: number; row: number; column: number };
   /** Patient coordinates (LPS, mm), when the geometry is given. */
   centroidLpsMm?: [number, number, number];
+  /**
+   * Where the centroid lies inside the segmented liver's own extent (patient right → left, top → bottom; 0..1), and
+   * that in words ("upper, patient-right part of the segmented liver"). Not a Couinaud segment: no vessel is used.
+   */
+  location?: { rightToLeft: number; topToBottom: number; text: string };
 }
 
 export interface LiverMeasurements {
@@ -131,6 +136,25 @@ export function measureLiver(labels: Uint8Array, g: LiverGrid, geometry?: Pick<V
       tumourMask[i] = 1;
     }
   }
+  // the liver's extent in patient coordinates (LPS: x grows to the patient's left, z to the head)
+  const ext = { x0: Infinity, x1: -Infinity, z0: Infinity, z1: -Infinity };
+  const lps = (z: number, r: number, c: number, a: number): number =>
+    geometry!.slicePositions[z][a] + geometry!.rowCosines[a] * c * colMm + geometry!.columnCosines[a] * r * rowMm;
+  if (geometry && geometry.slicePositions.length === slices && liver) {
+    for (let i = 0; i < labels.length; i++) {
+      if (!labels[i]) continue;
+      const z = (i / plane) | 0;
+      const p = i - z * plane;
+      const r = (p / columns) | 0;
+      const c = p - r * columns;
+      const x = lps(z, r, c, 0);
+      const zz = lps(z, r, c, 2);
+      if (x < ext.x0) ext.x0 = x;
+      if (x > ext.x1) ext.x1 = x;
+      if (zz < ext.z0) ext.z0 = zz;
+      if (zz > ext.z1) ext.z1 = zz;
+    }
+  }
   const { labels: comp, sizes } = components26(tumourMask, slices, rows, columns);
   const nT = sizes.length - 1;
   const sum = Array.from({ length: nT + 1 }, () => [0, 0, 0]);
@@ -173,6 +197,17 @@ export function measureLiver(labels: Uint8Array, g: LiverGrid, geometry?: Pick<V
       const p1 = geometry.slicePositions[z1];
       const ipp = [0, 1, 2].map((a) => p0[a] + f * (p1[a] - p0[a]));
       t.centroidLpsMm = [0, 1, 2].map((a) => ipp[a] + geometry.rowCosines[a] * cv.column * colMm + geometry.columnCosines[a] * cv.row * rowMm) as [number, number, number];
+      if (ext.x1 > ext.x0 && ext.z1 > ext.z0) {
+        const rl = Math.min(1, Math.max(0, (t.centroidLpsMm[0] - ext.x0) / (ext.x1 - ext.x0)));
+        const tb = Math.min(1, Math.max(0, (ext.z1 - t.centroidLpsMm[2]) / (ext.z1 - ext.z0)));
+        const third = (f: number, w: [string, string, string]) => (f < 1 / 3 ? w[0] : f < 2 / 3 ? w[1] : w[2]);
+        const pct = (f: number) => `${Math.round(f * 100)} %`;
+        t.location = {
+          rightToLeft: rl,
+          topToBottom: tb,
+          text: `${third(tb, ['upper', 'middle', 'lower'])} third, ${third(rl, ['patient-right', 'middle', 'patient-left'])} third of the segmented liver (centroid ${pct(rl)} of its right-to-left and ${pct(tb)} of its top-to-bottom extent)`,
+        };
+      }
     }
     tumours.push(t);
   }
