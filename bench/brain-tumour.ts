@@ -16,7 +16,7 @@ import { ModelRegistry } from '../src/models/registry';
 import { brainTumourMr } from '../src/pipelines/brain-tumour-mr';
 import { assembleStudy } from '../src/study';
 import { bratsCaseAvailable, bratsStoredInstances, writeBratsStudy, type BratsSequence } from '../test/helpers/brats-study';
-import { bratsBenchRoot, BRATS_BENCH_CASE as CASE, median, r0, repoRoot } from './brats-bench';
+import { bratsBenchRoot, BRATS_BENCH_CASE as CASE, repoRoot, timeTaskRuns } from './brats-bench';
 
 const STAGES = ['assemble', 'grid', 'brainMask', 'preprocess', 'inference', 'postprocess', 'encode'] as const;
 
@@ -48,41 +48,15 @@ export async function benchBrainTumour(runs = 3): Promise<Record<string, unknown
         scenarios.push({ name, sequences, skipped: probe.reason });
         continue;
       }
-      const per: Record<string, number>[] = [];
-      let measurements: Record<string, number | undefined> = {};
-      for (let i = 0; i < runs; i++) {
-        const timings: Record<string, number> = {};
-        const cpu0 = process.cpuUsage();
-        const t0 = performance.now();
-        let t = performance.now();
-        const assembled = await assembleStudy(instances);
-        timings.assemble = performance.now() - t;
-        const a = brainTumourMr.accept(assembled.availability, route, registry);
-        if (!a.run) throw new Error(`brain-tumour-mr not accepted: ${a.reason}`);
-        const res = await brainTumourMr.run({
-          deps: { config, registry, nodeVersion: 'bench', resultsDir: work },
-          job: { id: i + 1, studyUid: study.study.studyInstanceUid },
-          route,
-          study: assembled,
-          plan: a.plan,
-          timings,
-          tStart: t0,
-        });
-        timings.total = performance.now() - t0;
-        const cpu = process.cpuUsage(cpu0);
-        timings.cpuTotal = (cpu.user + cpu.system) / 1000;
-        per.push(timings);
-        measurements = res.measurements;
-      }
-      const med = Object.fromEntries([...STAGES, 'total', 'cpuTotal'].map((k) => [k, r0(median(per.map((p) => p[k] ?? 0)))]));
+      const timed = await timeTaskRuns({ task: brainTumourMr, instances, studyUid: study.study.studyInstanceUid, route, config, registry, workDir: work, runs, stages: STAGES });
       scenarios.push({
         name,
         sequences,
         slices: 30,
         matrix: 256,
-        medianMs: med,
-        runsMs: per.map((p) => Object.fromEntries(Object.entries(p).map(([k, v]) => [k, r0(v)]))),
-        wholeTumourMl: measurements.wholeTumourMl,
+        medianMs: timed.medianMs,
+        runsMs: timed.runsMs,
+        wholeTumourMl: timed.measurements.wholeTumourMl,
       });
     }
   } finally {

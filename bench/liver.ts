@@ -15,12 +15,11 @@ import * as path from 'path';
 import { parseConfig } from '../src/config/load';
 import { ModelRegistry } from '../src/models/registry';
 import { liverCtMr } from '../src/pipelines/liver-ct-mr';
-import { assembleStudy } from '../src/study';
 import { bratsStoredInstances } from '../test/helpers/brats-study';
 import { CT_PORTAL_TAGS, liverFixturesAvailable, writeAbdomenSeries, writeLiverFixtureStudy } from '../test/helpers/liver-study';
 import { readNifti } from '../test/helpers/nifti';
 import { newStudyContext, type StudyContext, type WrittenSeries } from '../test/helpers/series-writer';
-import { median, r0, repoRoot } from './brats-bench';
+import { repoRoot, timeTaskRuns } from './brats-bench';
 
 const STAGES = ['assemble', 'load', 'preprocess', 'inference', 'postprocess', 'measure', 'encode'] as const;
 const SIZE = 512;
@@ -111,40 +110,13 @@ export async function benchLiver(runs = 3): Promise<Record<string, unknown>> {
         continue;
       }
       const instances = bratsStoredInstances({ study: made.study, list: [made.series] }, 'BENCH');
-      const per: Record<string, number>[] = [];
-      let measurements: Record<string, number | undefined> = {};
-      for (let i = 0; i < runs; i++) {
-        const timings: Record<string, number> = {};
-        const cpu0 = process.cpuUsage();
-        const t0 = performance.now();
-        const t = performance.now();
-        const assembled = await assembleStudy(instances);
-        timings.assemble = performance.now() - t;
-        const a = liverCtMr.accept(assembled.availability, route, registry);
-        if (!a.run) throw new Error(`liver-ct-mr not accepted: ${a.reason}`);
-        const res = await liverCtMr.run({
-          deps: { config, registry, nodeVersion: 'bench', resultsDir: work },
-          job: { id: i + 1, studyUid: made.study.studyInstanceUid },
-          route,
-          study: assembled,
-          plan: a.plan,
-          timings,
-          tStart: t0,
-        });
-        timings.total = performance.now() - t0;
-        const cpu = process.cpuUsage(cpu0);
-        timings.cpuTotal = (cpu.user + cpu.system) / 1000;
-        per.push(timings);
-        measurements = res.measurements;
-      }
+      const timed = await timeTaskRuns({ task: liverCtMr, instances, studyUid: made.study.studyInstanceUid, route, config, registry, workDir: work, runs, stages: STAGES });
       const g = made.series.volume.geometry;
       scenarios.push({
         name: input.name,
         source: made.note,
         matrix: [g.rows, g.columns, g.slices],
-        medianMs: Object.fromEntries([...STAGES, 'total', 'cpuTotal'].map((k) => [k, r0(median(per.map((p) => p[k] ?? 0)))])),
-        runsMs: per.map((p) => Object.fromEntries(Object.entries(p).map(([k, v]) => [k, r0(v)]))),
-        measurements,
+        ...timed,
       });
     }
   } finally {
