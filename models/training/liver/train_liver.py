@@ -79,6 +79,8 @@ def train(a):
     if a.model == "unet-mr":
         ct = None
     model = aqcf_net.build(a.model, a.base, a.depth).to(dev)
+    if a.init:  # continue from a checkpoint (fresh optimiser and schedule)
+        model.load_state_dict(torch.load(a.init, map_location="cpu"))
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=1e-4)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -87,8 +89,8 @@ def train(a):
     it = 0
     while (a.iters and it < a.iters) or (a.minutes and time.time() - t0 < a.minutes * 60):
         xb, yb, mb = [], [], []
-        for data, mval, n in ((ct, 1.0, a.batch if mr is None else a.batch // 2),
-                              (mr, 0.0, a.batch if ct is None else a.batch - a.batch // 2)):
+        nct = a.batch if mr is None else (0 if ct is None else int(round(a.batch * a.ct_frac)))
+        for data, mval, n in ((ct, 1.0, nct), (mr, 0.0, a.batch - nct)):
             if data is None:
                 continue
             idx = rng.integers(0, len(data[1]), n)
@@ -150,6 +152,8 @@ def main():
     t.add_argument("--lr", type=float, default=2e-3)
     t.add_argument("--log-every", type=int, default=25)
     t.add_argument("--cosine", action="store_true", help="cosine lr decay over --iters")
+    t.add_argument("--init", default="", help="start from these weights")
+    t.add_argument("--ct-frac", type=float, default=0.5, help="A-QCF-Net: fraction of each batch from CT")
     t.add_argument("--save-every", type=int, default=0, help="write <model>-latest.pt every N iterations")
     t.add_argument("--device", default="cpu")
     t.add_argument("--threads", type=int, default=1)
