@@ -27,11 +27,11 @@ import { diceOf, MODELS_DIR, modelReady, segToLabels } from '../helpers/tumour-s
 const ready = liverFixturesAvailable() && modelReady('liver-aqcf');
 const maybe = ready ? describe : describe.skip;
 /**
- * Liver Dice floor on the phantoms (truth = the phantom's liver incl. tumours). The smoke model liver-aqcf 0.0.1
- * already gives ~0.9 on both (its liver volume is 757 vs 822 mL on the CT, 626 vs 654 mL on the MRI); the floor
- * only says the SEG lands on the liver, not how good the model is (models/README.md has the TEST-set numbers).
+ * Liver Dice floor on the phantoms (truth = the phantom's liver incl. tumours): liver-aqcf 0.1.0 gives 0.957 (CT) and
+ * 0.962 (MRI) here (the smoke model 0.0.1: 0.887 / 0.871); the floor says the SEG lands on the liver through the
+ * whole chain, not how good the model is (models/README.md has the TEST-set numbers).
  */
-const LIVER_DICE_FLOOR = 0.7;
+const LIVER_DICE_FLOOR = 0.85;
 
 interface Outcome {
   decision: string;
