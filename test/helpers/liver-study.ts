@@ -19,7 +19,14 @@ import { ModelRegistry } from '../../src/models/registry';
 import { newStudyContext, writeSeries, writeSeriesToDir, type StudyContext, type WrittenSeries } from './series-writer';
 import { modelsSubset } from './tumour-seg';
 
-export const LIVER_FIXTURES = path.resolve(__dirname, '../fixtures/liver');
+/** The repository root: the nearest folder above this file with a package.json (test/helpers or dist/test/helpers, for the bench). */
+function repoRoot(): string {
+  let dir = __dirname;
+  while (!fs.existsSync(path.join(dir, 'package.json')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
+  return dir;
+}
+
+export const LIVER_FIXTURES = path.join(repoRoot(), 'test', 'fixtures', 'liver');
 
 export interface AbdomenSeriesSpec {
   modality: 'CT' | 'MR';
