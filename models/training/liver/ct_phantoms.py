@@ -144,6 +144,117 @@ def _phase_hu(src: Source, p: CtLiverParams) -> np.ndarray:
     return hu
 
 
+# intrahepatic vessel mimics (label liver): a portal tree from the hilum and a hepatic-vein tree from the IVC,
+# own stream [seed, 107, split] so every other draw keeps its value. Parameters: liver/README.md.
+VESSEL_P = 0.9
+VESSEL_RADII = (6.0, 4.0, 2.5, 1.5)  # mm per generation (x U(0.85, 1.15))
+VESSEL_LEN = ((30, 55), (25, 50), (20, 40), (15, 30))  # mm per generation
+VESSEL_DELTA = {  # HU vs the (non-fatty) liver parenchyma: portal tree, hepatic tree
+    "native": ((-25, -8), (-25, -8)), "arterial": ((0, 40), (-20, -5)), "portal": ((20, 70), (20, 70))}
+
+
+def _grow_tree(rng: np.random.Generator, src: Source, root: np.ndarray, gens: int, centre: np.ndarray):
+    """Centre-line points [N, 3] (source RAS mm) and radii [N] of a branching tree of smooth curved tubes that
+    stays inside the liver (paths steer back towards the liver centre at its edge; a branch that cannot ends)."""
+    inv = np.linalg.inv(src.affine)
+    depth_map = _liver_depth(src)
+
+    def depth(q):
+        v = np.round(inv[:3, :3] @ q + inv[:3, 3]).astype(int)
+        if np.any(v < 0) or np.any(v >= np.array(depth_map.shape)):
+            return 0.0
+        return float(depth_map[tuple(v)])
+
+    pts, rad = [], []
+    d0 = centre - root
+    d0 = d0 / max(np.linalg.norm(d0), 1e-6) + rng.normal(0, 0.3, 3)
+    stack = [(root.astype(np.float64), d0 / np.linalg.norm(d0), 0)]
+    while stack:
+        p, d, g = stack.pop()
+        r0 = VESSEL_RADII[g] * rng.uniform(0.85, 1.15)
+        r1 = (VESSEL_RADII[g + 1] if g + 1 < gens else VESSEL_RADII[g] * 0.7) * rng.uniform(0.85, 1.15)
+        L = rng.uniform(*VESSEL_LEN[g])
+        n = int(L / 0.5)
+        grown = 0
+        for i in range(n):
+            d = d + rng.normal(0, 0.04, 3)
+            d = d / np.linalg.norm(d)
+            q = p + 0.5 * d
+            if depth(q) < 3.0:  # near the liver edge: take the deepest of a few turned directions
+                cand = [d] + [d + rng.normal(0, 0.6, 3) for _ in range(8)]
+                cand = [c / np.linalg.norm(c) for c in cand]
+                dep = [depth(p + 0.5 * c) for c in cand]
+                j = int(np.argmax(dep))
+                if dep[j] <= 0.5:
+                    break
+                d = cand[j]
+                q = p + 0.5 * d
+            p = q
+            pts.append(p.copy())
+            rad.append(r0 + (r1 - r0) * i / max(n - 1, 1))
+            grown += 1
+        ok = grown * 0.5 >= 5.0
+        if ok and g + 1 < gens:
+            for sgn in ((1, -1, 0) if rng.random() < 0.3 else (1, -1)):
+                ax = np.cross(d, rng.normal(0, 1, 3))
+                ax /= max(np.linalg.norm(ax), 1e-6)
+                a = np.deg2rad(rng.uniform(20, 45)) * sgn if sgn else np.deg2rad(rng.uniform(-10, 10))
+                nd = d * np.cos(a) + np.cross(ax, d) * np.sin(a) + ax * np.dot(ax, d) * (1 - np.cos(a))
+                stack.append((p.copy(), nd, g + 1))
+    return np.array(pts, np.float32).reshape(-1, 3), np.array(rad, np.float32)
+
+
+_DEPTH = {}
+
+
+def _liver_depth(src: Source) -> np.ndarray:
+    """Distance (mm) to the liver edge on the source grid (memoised per source)."""
+    k = id(src)
+    if k not in _DEPTH:
+        _DEPTH[k] = ndimage.distance_transform_edt(src.liver >= 0.5) * float(abs(src.affine[0, 0]))
+    return _DEPTH[k]
+
+
+def draw_vessels(split: str, seed: int, src: Source, phase: str):
+    """[(centre-line points, radii, HU delta vs liver)] for the portal and hepatic trees, or [] (p 1 - VESSEL_P, or
+    a liver-free source)."""
+    rng = np.random.default_rng([seed, 107, SPLIT_ID[split]])
+    if len(src.liver_idx) == 0 or rng.random() >= VESSEL_P:
+        return []
+    liv_vox = src.liver_idx.astype(np.float64)
+    to_ras = lambda v: src.affine[:3, :3] @ v + src.affine[:3, 3]  # noqa: E731
+    centre = to_ras(liv_vox.mean(0))
+    out = []
+    for t, organ in enumerate(("portal", "ivc")):
+        m = np.argwhere(np.isin(src.labels, TS[organ]))
+        target = m.mean(0) if len(m) else liv_vox.mean(0)
+        root = to_ras(liv_vox[int(np.argmin(((liv_vox - target) ** 2).sum(1)))])
+        gens = 4 if rng.random() < 0.7 else 3
+        pts, rad = _grow_tree(rng, src, root, gens, centre)
+        delta = float(rng.uniform(*VESSEL_DELTA[phase][t]))
+        if len(pts):
+            out.append((pts, rad, delta))
+    return out
+
+
+def _vessel_fraction(vessels, ras: np.ndarray, liv: np.ndarray, soft_mm: float):
+    """Per tree: tube fraction in [0, 1] at RAS points (linear edge ramp soft_mm wide), inside the liver only."""
+    from scipy.spatial import cKDTree
+    res = []
+    m = liv > 0.02
+    q = ras[m]
+    for pts, rad, delta in vessels:
+        f = np.zeros(ras.shape[:-1], np.float32)
+        if len(q):
+            dist, idx = cKDTree(pts).query(q, k=3, distance_upper_bound=float(rad.max()) + soft_mm)
+            ok = np.isfinite(dist)
+            rr = np.where(ok, rad[np.minimum(idx, len(rad) - 1)], 0.0)
+            fv = np.clip(0.5 - (np.where(ok, dist, 1e9) - rr) / max(soft_mm, 1e-3), 0, 1).max(1)
+            f[m] = fv
+        res.append((f * liv, delta))
+    return res
+
+
 def _lesion_hu(les: Lesion, liver_hu: np.ndarray, rho: np.ndarray, tex: np.ndarray) -> np.ndarray:
     c = les.contrast
     if les.kind == "cyst":
@@ -170,6 +281,7 @@ def generate_ct(split: str, seed: int, matrix_choices=(512,), max_slices: int = 
         pts = pts[keep]
     S_out = pts.shape[0]
     hu_src = _phase_hu(src, p)
+    vessels = draw_vessels(split, seed, src, p.phase)
     inv = np.linalg.inv(src.affine)
     centre_ras = body_centre_ras(src)
     nsub = max(1, int(round(sp / 1.5)))
@@ -190,6 +302,8 @@ def generate_ct(split: str, seed: int, matrix_choices=(512,), max_slices: int = 
         tex = _smooth_tex(tex_seed, ras)
         liver_hu = hu  # the enhanced parenchyma (with its real texture) under the lesion
         hu = hu + liv * p.liver_texture_hu * _smooth_tex(liv_tex_seed, ras)
+        for f, delta in _vessel_fraction(vessels, ras, liv, ps):  # blood vs the parenchyma (fat-free level)
+            hu = hu * (1 - f) + f * (liver_hu + p.steatosis_hu + delta)
         for les in p.cysts:
             f, rho = lesion_fraction(les, ras, ps)
             f *= liv

@@ -60,6 +60,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ckpt", nargs="+", required=True, help="one checkpoint per --model (same order)")
     ap.add_argument("--model", nargs="+", choices=["aqcf", "unet-ct", "unet-mr"], required=True)
+    ap.add_argument("--tag", nargs="*", default=[], help="a name per --model (default: the model names; needed "
+                    "when two checkpoints of one architecture are compared on the same generated series)")
     ap.add_argument("--modality", choices=["ct", "mr"], required=True)
     ap.add_argument("--split", default="test")
     ap.add_argument("--seed0", type=int, default=0)
@@ -78,10 +80,12 @@ def main():
     torch.set_num_threads(1)
     mins = [float(v) for v in a.min_tumour_ml.split(",")]
     models = {}
-    for name, ck in zip(a.model, a.ckpt):
+    tags = a.tag or a.model
+    assert len(tags) == len(a.model) and len(set(tags)) == len(tags)
+    for tag, name, ck in zip(tags, a.model, a.ckpt):
         m = aqcf_net.build(name, a.base, a.depth)
         m.load_state_dict(torch.load(ck, map_location="cpu"))
-        models[name] = m.to(a.device).eval()
+        models[tag] = m.to(a.device).eval()
     cases = {name: {"raw": [], **{f"post{v:g}": [] for v in mins}} for name in models}
     t0 = time.time()
     for s in range(a.seed0, a.seed0 + a.n):

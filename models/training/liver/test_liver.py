@@ -152,6 +152,37 @@ class Phantoms(unittest.TestCase):
         body_soft = (a.hu > -200) & (a.hu < 300)
         self.assertGreater(float(np.mean(body_soft[liver])), 0.95)
 
+    def test_vessels_are_liver_mimics(self):
+        """Vessel trees: inside the liver, labelled liver, native ones hypodense; every other draw unchanged."""
+        import ct_phantoms as ctp
+        from anatomy import choose_source, load_source
+        src = load_source()
+        trees = ctp.draw_vessels("train", 0, src, "native")
+        self.assertEqual(len(trees), 2)
+        depth = ctp._liver_depth(src)
+        for pts, rad, delta in trees:
+            self.assertGreater(len(pts), 100)  # > 50 mm of centre line
+            self.assertTrue(-25 <= delta <= -8)
+            self.assertLessEqual(float(rad.max()), 6 * 1.15 + 1e-4)
+            v = np.round(src.ras_to_vox(pts.astype(np.float64))).astype(int)
+            self.assertTrue(np.all(depth[tuple(v.T)] > 0))  # every centre-line point in the liver
+        seed = next(s for s in range(5, 100) if not choose_source("test", s, 105)[1]
+                    and ctp.draw_vessels("test", s, src, "native"))
+        a = ctp.generate_ct("test", seed, matrix_choices=(256,), slice_subset=3)
+        old = ctp.VESSEL_P
+        try:
+            ctp.VESSEL_P = 0.0
+            b = ctp.generate_ct("test", seed, matrix_choices=(256,), slice_subset=3)
+        finally:
+            ctp.VESSEL_P = old
+        self.assertEqual(ctp.params_json(a.params), ctp.params_json(b.params))  # own stream: the rest unchanged
+        np.testing.assert_array_equal(a.label, b.label)  # vessels are liver, never tumour
+        from scipy import ndimage
+        changed = np.abs(a.hu.astype(int) - b.hu) > 5
+        self.assertTrue(changed.any())
+        near_liver = ndimage.binary_dilation(a.label >= 1, structure=np.ones((1, 5, 5), bool))  # PSF spreads 1-2 px
+        self.assertGreater(float(np.mean(near_liver[changed])), 0.99)
+
     def test_negative_slab_is_liver_free(self):
         import ct_phantoms as ctp
         from anatomy import choose_source
