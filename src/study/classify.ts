@@ -6,6 +6,7 @@
  */
 import { NaturalDataset, num, nums, seq, str, strs } from '../dicom/dcmjs';
 import { FrameInfo, InstanceHeader, privateRaw } from './header';
+import { abdominalRegion } from './abdomen';
 
 export type SeriesClass = 'DWI' | 'ADC' | 'TRACEW' | 'CT' | 'FLAIR' | 'T1' | 'T1C' | 'T2' | 'IGNORED';
 
@@ -200,6 +201,10 @@ export function classifySeries(headers: InstanceHeader[], opts: ClassifyOptions 
     const thick = tmin === undefined ? 'unknown' : tmin === tmax ? `${tmin}` : `${tmin}–${tmax}`;
     const detail = `kernel ${kernel ?? 'unknown'}, slice thickness ${thick} mm`;
     if (!bodyPartOk) return { classification: 'CT', usable: false, reason: `CT of BodyPartExamined ${bodyPart}, not head (${detail})` };
+    // No BodyPartExamined: a description that names the abdomen or an abdominal organ (and no head) is not a head CT,
+    // or a stroke route would send a synthetic DWI of an abdomen (abdomen.ts holds the words the liver task uses).
+    const region = bodyPart || opts.anyBodyPart ? undefined : abdominalRegion(ds);
+    if (region?.ok) return { classification: 'CT', usable: false, reason: `not a head CT: ${region.reason} (${detail})` };
     if (hasContrast(ds)) {
       return {
         classification: 'CT',

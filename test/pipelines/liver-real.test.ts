@@ -71,6 +71,8 @@ maybe('liver-aqcf on the real CTs (node path)', () => {
     const study = await assembleStudy(instances);
     const pick = study.availability.abdomen?.pick;
     expect(pick).toMatchObject({ modality: 'CT', kind: 'CT_NON_CONTRAST' });
+    // and the head classifier does not take this non-contrast CT without BodyPartExamined for a head CT (stroke-ct)
+    expect(study.availability.available.CT).toBe(false);
     expect(study.availability.abdomen!.series[0].reason).toMatch(/no BodyPartExamined; ProtocolName "6.9 Colonoscopy" names the abdomen or an abdominal organ/);
     const vol = await study.abdomen!.load();
     expect(vol.geometry.slices).toBe(3);

@@ -75,6 +75,18 @@ describe('series classification from standard tags', () => {
     expect(chest.reason).toMatch(/CHEST/);
   });
 
+  test('CT without BodyPartExamined: a description naming the abdomen makes it not a head CT; a head description or none keeps it', () => {
+    const colon = classify({ modality: 'CT', extra: { ProtocolName: '6.9 Colonoscopy', StudyDescription: '' }, slices: slices(3) });
+    expect(colon).toMatchObject({ classification: 'CT', usable: false });
+    expect(colon.reason).toMatch(/not a head CT: no BodyPartExamined; ProtocolName "6.9 Colonoscopy" names the abdomen/);
+    const abd = classify({ modality: 'CT', extra: { StudyDescription: 'CT ABDOMEN NATIVE' }, slices: slices(3) });
+    expect(abd.usable).toBe(false);
+    const head = classify({ modality: 'CT', extra: { StudyDescription: 'CT HEAD NON CONTRAST' }, slices: slices(3) });
+    expect(head).toMatchObject({ classification: 'CT', usable: true });
+    const none = classify({ modality: 'CT', extra: { StudyDescription: '', SeriesDescription: '' }, slices: slices(3) });
+    expect(none).toMatchObject({ classification: 'CT', usable: true });
+  });
+
   test('several CT series: the thinnest slices win', async () => {
     const d = tmpDir('ct2');
     dirs.push(d);
