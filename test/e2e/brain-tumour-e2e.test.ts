@@ -16,7 +16,7 @@ import { freePort } from '../harness/ports';
 import { bratsCaseAvailable, writeBratsStudy, type BratsStudy } from '../helpers/brats-study';
 import { dciodvfy } from '../helpers/dciodvfy';
 import { startTestNode, stowBody, TestNode, waitFor } from '../helpers/node';
-import { segAndSrInOrthanc } from '../helpers/orthanc-results';
+import { segAndSrInOrthanc, type E2eOutcome } from '../helpers/orthanc-results';
 import { diceOf, MODELS_DIR, modelReady, segToLabels, WT } from '../helpers/tumour-seg';
 
 const CASE = 'Brats18_TCIA02_370_1';
@@ -25,16 +25,7 @@ const maybe = ready ? describe : describe.skip;
 /** Whole-tumour Dice floor: brain-tumour-task.test.ts measures this case (a whole-brain mask gives ~0.14). */
 const WT_FLOOR = 0.5;
 
-interface Outcome {
-  decision: string;
-  route: string;
-  reason?: string;
-  note?: string;
-  model?: { name: string; executionProvider: string };
-  tasks: { task: string; listed: boolean; run: boolean; ran?: boolean; reason: string; measurements?: Record<string, number> }[];
-  outputs: { kind: string; path: string; task?: string }[];
-  timingsMs: Record<string, number>;
-}
+type Outcome = E2eOutcome;
 
 maybe('brain tumour study end to end through the real Orthanc', () => {
   let t: TestNode;

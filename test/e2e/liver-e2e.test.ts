@@ -21,7 +21,7 @@ import { dciodvfy } from '../helpers/dciodvfy';
 import { CT_PORTAL_TAGS, liverFixture, liverFixturesAvailable, writeAbdomenSeries, writeLiverFixtureStudy, type LiverFixtureStudy } from '../helpers/liver-study';
 import { newStudyContext } from '../helpers/series-writer';
 import { startTestNode, stowBody, TestNode, waitFor } from '../helpers/node';
-import { segAndSrInOrthanc } from '../helpers/orthanc-results';
+import { segAndSrInOrthanc, type E2eOutcome } from '../helpers/orthanc-results';
 import { diceOf, MODELS_DIR, modelReady, segToLabels } from '../helpers/tumour-seg';
 
 const ready = liverFixturesAvailable() && modelReady('liver-aqcf');
@@ -33,17 +33,7 @@ const maybe = ready ? describe : describe.skip;
  */
 const LIVER_DICE_FLOOR = 0.85;
 
-interface Outcome {
-  decision: string;
-  route: string;
-  reason?: string;
-  note?: string;
-  model?: { name: string; version: string; executionProvider: string };
-  tasks: { task: string; listed: boolean; run: boolean; ran?: boolean; reason: string; inputsMissing?: boolean; measurements?: Record<string, number> }[];
-  outputs: { kind: string; path: string; task?: string }[];
-  timingsMs: Record<string, number>;
-  availability: { abdomen?: { pick?: { kind: string; reason: string } } };
-}
+type Outcome = E2eOutcome;
 
 maybe('liver studies (CT and MRI) end to end through the real Orthanc', () => {
   let t: TestNode;

@@ -16,7 +16,7 @@ import type { NaturalDataset } from '../../src/dicom/dcmjs';
 import type { Vec3, VolumeKind } from '../../src/types';
 import { readNifti } from './nifti';
 import { ModelRegistry } from '../../src/models/registry';
-import { newStudyContext, writeSeries, writeSeriesToDir, type StudyContext, type WrittenSeries } from './series-writer';
+import { newStudyContext, writeSeries, writeSeriesToDir, type SeriesSpec, type StudyContext, type WrittenSeries } from './series-writer';
 import { modelsSubset } from './tumour-seg';
 
 /** The repository root: the nearest folder above this file with a package.json (test/helpers or dist/test/helpers, for the bench). */
@@ -28,23 +28,13 @@ function repoRoot(): string {
 
 export const LIVER_FIXTURES = path.join(repoRoot(), 'test', 'fixtures', 'liver');
 
-export interface AbdomenSeriesSpec {
+/** An abdominal series: series-writer's geometry and data, a CT or MR modality, axial unless told. */
+export interface AbdomenSeriesSpec
+  extends Pick<SeriesSpec, 'rows' | 'columns' | 'slices' | 'pixelSpacing' | 'sliceThickness' | 'sliceSpacing' | 'imagePositionPatientFirst' | 'data' | 'seriesNumber' | 'tags'> {
   modality: 'CT' | 'MR';
-  rows: number;
-  columns: number;
-  slices: number;
-  pixelSpacing: [number, number];
-  sliceThickness: number;
-  sliceSpacing: number;
   /** Default axial [1,0,0,0,1,0]. */
-  imageOrientationPatient?: [number, number, number, number, number, number];
-  imagePositionPatientFirst: Vec3;
-  /** Stored values, slice-major (ascending along the normal), row-major. CT: HU (slope 1, intercept 0). */
-  data: Int16Array | Uint16Array;
+  imageOrientationPatient?: SeriesSpec['imageOrientationPatient'];
   seriesDescription: string;
-  seriesNumber?: number;
-  /** Extra / overriding attributes of every instance (e.g. BodyPartExamined, ContrastBolusAgent, EchoTime). */
-  tags?: NaturalDataset;
   kind?: VolumeKind;
 }
 

@@ -36,3 +36,16 @@ export async function segAndSrInOrthanc(pacs: OrthancHandle, studyUid: string, t
   if (segs.length !== 1 || srs.length !== 1) throw new Error(`expected one SEG and one SR in the study, found ${segs.length} and ${srs.length}`);
   return { seg: segs[0], sr: srs[0] };
 }
+
+/** The job outcome as the e2e tests read it from the node's API (the fields they check; src/types.ts StudyOutcome is the full record). */
+export interface E2eOutcome {
+  decision: string;
+  route: string;
+  reason?: string;
+  note?: string;
+  model?: { name: string; version?: string; executionProvider: string };
+  tasks: { task: string; listed: boolean; run: boolean; ran?: boolean; reason: string; inputsMissing?: boolean; measurements?: Record<string, number> }[];
+  outputs: { kind: string; path: string; task?: string }[];
+  timingsMs: Record<string, number>;
+  availability: { abdomen?: { pick?: { kind: string; reason: string } } };
+}
