@@ -1,6 +1,6 @@
 /**
  * End-to-end latency on this machine: a DWI+ADC study (2 x 30 slices, 256x256) sent by storescu to the
- * node, processed with the committed dual-encoder model, SEG + SR sent to a real Orthanc. Measures from
+ * node, processed with the committed default DWI+ADC model (shaspec-realbg), SEG + SR sent to a real Orthanc. Measures from
  * the last instance acknowledged to the SEG stored in Orthanc, with the stability wait reported
  * separately and a per-stage breakdown (parse+assemble, preprocess, inference, postprocess, encode,
  * store, send) and the share of time outside inference.
@@ -37,8 +37,8 @@ function runStorescu(args: string[]): Promise<{ status: number | null; stderr: s
 
 export async function benchE2e(runs = 3): Promise<Record<string, unknown>> {
   const modelsDir = path.resolve(__dirname, '..', '..', 'models');
-  const models = fs.existsSync(path.join(modelsDir, 'dual-encoder.json')) ? modelsDir : path.resolve('models');
-  if (!fs.existsSync(path.join(models, 'dual-encoder.json'))) return { skipped: 'models/dual-encoder.json not found' };
+  const models = fs.existsSync(path.join(modelsDir, 'shaspec-realbg.json')) ? modelsDir : path.resolve('models');
+  if (!fs.existsSync(path.join(models, 'shaspec-realbg.json'))) return { skipped: 'models/shaspec-realbg.json not found' };
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'stroke-bench-e2e-'));
   const nodePort = await freePort();
   const pacs = await startOrthanc({ aet: 'ORTHANC' });
@@ -107,7 +107,7 @@ export async function benchE2e(runs = 3): Promise<Record<string, unknown>> {
   };
   const keys = Object.keys(perRun[0]);
   return {
-    description: 'DWI+ADC 2x30 slices 256x256 → node (dual-encoder, CPU) → SEG+SR C-STORE to Orthanc; route hands on when DWI+ADC present (1 s settle)',
+    description: 'DWI+ADC 2x30 slices 256x256 → node (shaspec-realbg, the default DWI+ADC model, CPU) → SEG+SR C-STORE to Orthanc; route hands on when DWI+ADC present (1 s settle)',
     runs: perRun,
     median: Object.fromEntries(keys.map((k) => [k, median(k)])),
     goal: 'under 10 s on CPU after stability; small non-inference share',

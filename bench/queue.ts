@@ -1,6 +1,6 @@
 /**
  * Shared queue (BullMQ/Redis) benchmark, `BENCH_ONLY=queue`:
- *  1. throughput: studies per minute with 1 and with 2 worker processes (real dual-encoder model,
+ *  1. throughput: studies per minute with 1 and with 2 worker processes (real default DWI+ADC model shaspec-realbg,
  *     one onnxruntime thread per worker), one receiver process, a real redis-server (AOF on). The
  *     studies are queued while the workers are paused, then the workers are resumed and timed until
  *     the last study is done: processing throughput, not arrival pacing.
@@ -219,8 +219,8 @@ async function handoffOverhead(redisPort: number, n: number): Promise<Record<str
 
 export async function benchQueue(): Promise<Record<string, unknown>> {
   const modelsDir = path.resolve(__dirname, '..', '..', 'models');
-  const models = fs.existsSync(path.join(modelsDir, 'dual-encoder.json')) ? modelsDir : path.resolve('models');
-  if (!fs.existsSync(path.join(models, 'dual-encoder.json'))) return { skipped: 'models/dual-encoder.json not found' };
+  const models = fs.existsSync(path.join(modelsDir, 'shaspec-realbg.json')) ? modelsDir : path.resolve('models');
+  if (!fs.existsSync(path.join(models, 'shaspec-realbg.json'))) return { skipped: 'models/shaspec-realbg.json not found' };
   const n = Number(process.env.BENCH_QUEUE_STUDIES ?? 12);
   const size = Number(process.env.BENCH_QUEUE_SIZE ?? 128);
   const slices = Number(process.env.BENCH_QUEUE_SLICES ?? 20);
@@ -235,7 +235,7 @@ export async function benchQueue(): Promise<Record<string, unknown>> {
     const resultsHandoff = await handoffOverhead(redis.port, 20);
     fs.rmSync(work, { recursive: true, force: true });
     return {
-      description: `${n} DWI+ADC studies (${slices} slices each, ${size}x${size}, real dual-encoder model, 1 onnxruntime thread per worker) queued while the workers were paused, then processed; one receiver process, redis-server with AOF (appendfsync everysec); ${os.cpus().length} CPU cores shared with other work (load average before: ${os.loadavg().map((l) => l.toFixed(1)).join(' ')})`,
+      description: `${n} DWI+ADC studies (${slices} slices each, ${size}x${size}, real shaspec-realbg model, 1 onnxruntime thread per worker) queued while the workers were paused, then processed; one receiver process, redis-server with AOF (appendfsync everysec); ${os.cpus().length} CPU cores shared with other work (load average before: ${os.loadavg().map((l) => l.toFixed(1)).join(' ')})`,
       oneWorker: one,
       twoWorkers: two,
       ratio: Number((two.studiesPerMinute / one.studiesPerMinute).toFixed(2)),

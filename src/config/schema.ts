@@ -140,7 +140,7 @@ export const RouteSchema = z
     priority: z.enum(['urgent', 'normal', 'research']).default('urgent'),
     models: z
       .object({
-        dwiAdc: z.string().default('dual-encoder'),
+        dwiAdc: z.string().default('shaspec-realbg').describe('stroke-mr with DWI and ADC both present (shaspec-realbg 0.4.0: ShaSpec fine-tuned on lesions in real diffusion scans; dual-encoder and unet2d-baseline stay installed, one line away)'),
         singleModality: z.string().default('shaspec-missing'),
         ctToDwi: z.string().default('ct2dwi'),
         brainTumour: z.string().default('brats-shaspec').describe('brain-tumour-mr: the FLAIR/T1/T1C/T2 segmentation model (brats-shaspec: any subset; brats-unet4: only with all four, else brats-shaspec when ready)'),

@@ -1,6 +1,6 @@
 /**
  * Routing by what a study offers (the availability record from study/):
- *   DWI + ADC            → the route's dwiAdc model (dual encoder)
+ *   DWI + ADC            → the route's dwiAdc model (default shaspec-realbg; the dual encoder one line away)
  *   DWI only / ADC only  → the route's singleModality model (missing-modality network)
  *   CT only              → CT→DWI synthesis, then the lesion model on the synthetic DWI
  *   nothing usable       → "not processed", with the reason

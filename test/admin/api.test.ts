@@ -45,7 +45,7 @@ describe('admin API with a token', () => {
   beforeAll(async () => {
     t = await startTestNode({
       admin: { token: ADMIN_TOKEN },
-      inference: { modelsDir: tinyModelsDir([{ name: 'dual-encoder' }, { name: 'broken', badChecksum: true }]) },
+      inference: { modelsDir: tinyModelsDir([{ name: 'shaspec-realbg' }, { name: 'broken', badChecksum: true }]) },
       routes: [{ name: 'default', quietPeriodSeconds: 0.3 }],
     });
     node = t.node as BuiltNode;
@@ -135,12 +135,12 @@ describe('admin API with a token', () => {
   test('models list state, provider, counters; a checksum mismatch is shown disabled with the reason; /readyz ready', async () => {
     const res = await request(node.app).get('/admin/api/models').set(bearer);
     const byName = Object.fromEntries((res.body.models as { name: string }[]).map((m) => [m.name, m])) as Record<string, Record<string, unknown>>;
-    expect(byName['dual-encoder']).toMatchObject({ status: 'ready', executionProvider: 'cpu', inferences: 0, version: '0.0.1-test' });
+    expect(byName['shaspec-realbg']).toMatchObject({ status: 'ready', executionProvider: 'cpu', inferences: 0, version: '0.0.1-test' });
     expect(byName.broken).toMatchObject({ status: 'disabled' });
     expect(byName.broken.lastError).toMatch(/sha256 mismatch/);
     const rz = await request(node.app).get('/readyz');
     expect(rz.status).toBe(200);
-    expect(rz.body.checks.models.detail).toMatch(/1\/2 ready \(dual-encoder\)/);
+    expect(rz.body.checks.models.detail).toMatch(/1\/2 ready \(shaspec-realbg\)/);
   });
 
   test('a processed study appears with availability, route, model, outputs and timings; no patient identifiers by default', async () => {
@@ -152,7 +152,7 @@ describe('admin API with a token', () => {
     const [job] = res.body.studies;
     expect(job.state).toBe('done');
     expect(job.studyRef).toMatch(/^[0-9a-f]{10}$/);
-    expect(job.outcome).toMatchObject({ decision: 'lesion', available: ['DWI', 'ADC'], model: { name: 'dual-encoder' } });
+    expect(job.outcome).toMatchObject({ decision: 'lesion', available: ['DWI', 'ADC'], model: { name: 'shaspec-realbg' } });
     expect(job.outcome.outputs).toEqual([
       { kind: 'SEG', count: 1 },
       { kind: 'SR', count: 1 },
@@ -165,12 +165,12 @@ describe('admin API with a token', () => {
     expect(all).not.toContain(s.study.studyInstanceUid);
 
     const models = await request(node.app).get('/admin/api/models').set(bearer);
-    expect(models.body.models.find((m: { name: string }) => m.name === 'dual-encoder').inferences).toBe(1);
+    expect(models.body.models.find((m: { name: string }) => m.name === 'shaspec-realbg').inferences).toBe(1);
 
     const metrics = await request(node.app).get('/metrics');
     expect(metrics.text).toMatch(/^stroke_node_instances_received_total\{transport="stow",status="stored"\} 6$/m);
     expect(metrics.text).toMatch(/^stroke_node_studies_processed_total\{outcome="done"\} 1$/m);
-    expect(metrics.text).toMatch(/^stroke_node_inference_seconds_count\{model="dual-encoder"\} 1$/m);
+    expect(metrics.text).toMatch(/^stroke_node_inference_seconds_count\{model="shaspec-realbg"\} 1$/m);
     expect(metrics.text).toMatch(/^stroke_node_model_status\{model="broken",status="disabled"\} 1$/m);
     expect(metrics.text).toMatch(/^stroke_node_jobs\{state="done"\} 1$/m);
     expect(metrics.text).toMatch(/^stroke_node_disk_free_megabytes \d+$/m);
@@ -216,11 +216,11 @@ describe('admin API with a token', () => {
   test('reload models picks up a model file fixed on disk', async () => {
     const dir = node.config.inference.modelsDir;
     const manifest = JSON.parse(fs.readFileSync(`${dir}/broken.json`, 'utf8'));
-    manifest.sha256 = JSON.parse(fs.readFileSync(`${dir}/dual-encoder.json`, 'utf8')).sha256;
+    manifest.sha256 = JSON.parse(fs.readFileSync(`${dir}/shaspec-realbg.json`, 'utf8')).sha256;
     fs.writeFileSync(`${dir}/broken.json`, JSON.stringify(manifest));
     const r = await request(node.app).post('/admin/api/actions/models/reload').set(bearer).send({});
     expect(r.status).toBe(200);
-    expect(r.body.models.map((m: { name: string; status: string }) => `${m.name}:${m.status}`).sort()).toEqual(['broken:ready', 'dual-encoder:ready']);
+    expect(r.body.models.map((m: { name: string; status: string }) => `${m.name}:${m.status}`).sort()).toEqual(['broken:ready', 'shaspec-realbg:ready']);
     expect(node.paused).toBe(false);
   });
 

@@ -70,8 +70,8 @@ describe('admin page in Chromium', () => {
     await page.fill('#token', ADMIN_TOKEN);
     await page.click('#login-submit');
     await page.waitForURL(`${t.httpUrl}/admin/`);
-    await waitText('model-inferences-dual-encoder', '0');
-    expect(await text('model-status-dual-encoder')).toBe('ready');
+    await waitText('model-inferences-shaspec-realbg', '0');
+    expect(await text('model-status-shaspec-realbg')).toBe('ready');
     expect(await page.locator('#node-name').textContent()).toBe('stroke-node-test');
     // the session cookie is not readable from scripts
     expect(await page.evaluate('document.cookie')).toBe('');
@@ -80,12 +80,12 @@ describe('admin page in Chromium', () => {
   test('a processed study raises the inference count and appears in recent studies; results go dead while the PACS is down', async () => {
     const s = strokeStudy();
     expect(await stow(node.app, s.files)).toBe(200);
-    await waitText('model-inferences-dual-encoder', '1');
+    await waitText('model-inferences-shaspec-realbg', '1');
     await page.getByTestId('study-row-1').waitFor();
     const row = (await page.getByTestId('study-row-1').textContent()) ?? '';
     expect(row).toContain('DWI + ADC');
     expect(row).toContain('lesion');
-    expect(row).toContain('dual-encoder');
+    expect(row).toContain('shaspec-realbg');
     expect(row).not.toContain(s.study.patientName);
     // maxAttempts 1, PACS down: both results (SEG, SR) are dead
     await waitText('dest-dead-pacs', '2');

@@ -23,7 +23,7 @@ export interface ModelSpec {
 }
 
 /** A models folder holding the tiny model under each given name, manifests with the real sha256. */
-export function tinyModelsDir(models: ModelSpec[] = [{ name: 'dual-encoder' }]): string {
+export function tinyModelsDir(models: ModelSpec[] = [{ name: 'shaspec-realbg' }]): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'admin-models-'));
   const bytes = fs.readFileSync(TINY_MODEL);
   const sha = crypto.createHash('sha256').update(bytes).digest('hex');

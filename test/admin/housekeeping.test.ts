@@ -211,7 +211,7 @@ describe('outbox sweep, self-test, disk', () => {
   });
 
   test('model self-test: the tiny model finds the phantom lesion (pass); a model with a wrong ADC scaling in its manifest fails', async () => {
-    const dir = tinyModelsDir([{ name: 'dual-encoder' }, { name: 'mis-scaled' }]);
+    const dir = tinyModelsDir([{ name: 'shaspec-realbg' }, { name: 'mis-scaled' }]);
     const m = JSON.parse(fs.readFileSync(path.join(dir, 'mis-scaled.json'), 'utf8'));
     m.inputs.normalisation.ADC.factor = 0.01; // ADC ×10: every voxel looks like free water
     fs.writeFileSync(path.join(dir, 'mis-scaled.json'), JSON.stringify(m));
@@ -223,10 +223,10 @@ describe('outbox sweep, self-test, disk', () => {
       expect(run.summary).toEqual({ models: 2, passed: 1, failed: 1 });
       const byName = Object.fromEntries(hk.selfTests().map((r) => [r.model, r]));
       const lesion = selfTestPhantom().lesion.reduce((n, v) => n + v, 0);
-      expect(byName['dual-encoder']).toMatchObject({ pass: true, expectedVoxels: lesion, at: 1_800_000_000_000 });
-      expect(byName['dual-encoder'].dice).toBeGreaterThan(0.8);
+      expect(byName['shaspec-realbg']).toMatchObject({ pass: true, expectedVoxels: lesion, at: 1_800_000_000_000 });
+      expect(byName['shaspec-realbg'].dice).toBeGreaterThan(0.8);
       expect(byName['mis-scaled']).toMatchObject({ pass: false, lesionVoxels: 0, dice: 0 });
-      expect(node.registry.states().find((s) => s.name === 'dual-encoder')!.inferences).toBe(1);
+      expect(node.registry.states().find((s) => s.name === 'shaspec-realbg')!.inferences).toBe(1);
     } finally {
       await t.stop();
     }

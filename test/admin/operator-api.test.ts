@@ -28,7 +28,7 @@ describe('operator API: drill-down, alerts, outbox groups, duplicates, reprocess
     const closed = await freePort(); // nothing listens: the destination refuses every connection
     t = await startTestNode({
       admin: { token: ADMIN_TOKEN },
-      inference: { modelsDir: tinyModelsDir([{ name: 'dual-encoder' }, { name: 'broken', badChecksum: true }]) },
+      inference: { modelsDir: tinyModelsDir([{ name: 'shaspec-realbg' }, { name: 'broken', badChecksum: true }]) },
       destinations: [{ name: 'pacs', type: 'dimse', host: '127.0.0.1', port: closed, calledAeTitle: 'ORTHANC' }],
       routes: [{ name: 'default', quietPeriodSeconds: 0.3, destinations: ['pacs'] }],
       egress: { maxAttempts: 5, initialBackoffSeconds: 60, maxBackoffSeconds: 120 },

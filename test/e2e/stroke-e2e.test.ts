@@ -116,7 +116,7 @@ describe('stroke study end to end through the real Orthanc', () => {
     const job = (await t.node.queue.list())[0];
     expect(job.state).toBe('done');
     const outcome = job.outcome as { model: { name: string; executionProvider: string }; lesionVolumeMl: number; decision: string };
-    expect(outcome.model.name).toBe('dual-encoder');
+    expect(outcome.model.name).toBe('shaspec-realbg'); // the default DWI+ADC model (routes[].models.dwiAdc)
 
     const studies = await pacs.findStudies({ StudyInstanceUID: study.study.studyInstanceUid });
     expect(studies).toHaveLength(1);

@@ -183,6 +183,9 @@ const MIN_DICE: Record<string, { both: number; dwiOnly: number | null; adcOnly: 
   'unet2d-baseline': { both: 0.6, dwiOnly: null, adcOnly: null },
   'dual-encoder': { both: 0.6, dwiOnly: null, adcOnly: null },
   'shaspec-missing': { both: 0.6, dwiOnly: 0.5, adcOnly: 0.5 },
+  // the DWI+ADC default (0.4.0, real-background fine-tune): held-out TEST mean 0.80 with both; single-modality
+  // studies stay on shaspec-missing, so its one-modality paths are not held to a bound here
+  'shaspec-realbg': { both: 0.6, dwiOnly: null, adcOnly: null },
 };
 /**
  * Largest predicted volume (mL) accepted on the no-lesion phantom: half the lesion phantom's 16.1 mL.
@@ -216,7 +219,7 @@ describe.each(Object.keys(MIN_DICE))('lesion model %s', (name) => {
     ]);
     expect(man.inputs.grid).toEqual({ size: [128, 128], spacingMm: 2 });
     expect(man.outputs.tensor).toBe('logits');
-    expect(session.inputNames).toEqual(name === 'shaspec-missing' ? ['input', 'modality_mask'] : ['input']);
+    expect(session.inputNames).toEqual(name.startsWith('shaspec-') ? ['input', 'modality_mask'] : ['input']);
     expect(session.outputNames).toEqual(['logits']);
     expect(lesion.meta.split).toBe('test');
     expect(empty.meta.split).toBe('test');

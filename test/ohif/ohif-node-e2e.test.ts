@@ -1,6 +1,6 @@
 /**
  * The whole node, seen in OHIF: Orthanc sends a phantom DWI+ADC study to the node by C-STORE
- * (built by buildNode, as `npm start` runs it, with the committed dual-encoder model), the node
+ * (built by buildNode, as `npm start` runs it, with the committed default models), the node
  * sends its SEG (and overlay SC, SR) back to Orthanc, and OHIF shows the node's segmentation on the
  * lesion: OHIF's labelmap equals the SEG's frames placed by their referenced SOPInstanceUID, overlaps
  * the phantom's true lesion, and is drawn on screen where the SEG says.
@@ -26,7 +26,7 @@ const PHANTOM = 'test-1037-lesion';
 const ready =
   orthancAvailable() &&
   chromiumAvailable() &&
-  fs.existsSync(path.join(MODELS, 'dual-encoder.json')) &&
+  fs.existsSync(path.join(MODELS, 'shaspec-realbg.json')) &&
   fs.existsSync(path.join(phantomsRoot(), PHANTOM, 'meta.json'));
 const SEG_CLASS = '1.2.840.10008.5.1.4.1.1.66.4';
 

@@ -10,7 +10,7 @@ import { TASK_IDS } from '../../src/pipelines/task-ids';
 import { TASKS, routeModels, selectTasks } from '../../src/pipelines/tasks';
 import { AvailabilityRecord } from '../../src/types';
 
-const READY = new Set(['dual-encoder', 'shaspec-missing', 'ct2dwi', 'brats-shaspec']);
+const READY = new Set(['shaspec-realbg', 'shaspec-missing', 'ct2dwi', 'brats-shaspec']);
 const registry = (ready = READY) => ({ isReady: (n: string) => ready.has(n) });
 
 function av(kinds: string[], notes: string[] = []): AvailabilityRecord {
@@ -38,24 +38,25 @@ test('the registry holds exactly the task ids the configuration accepts, each wi
     expect(typeof t.accept).toBe('function');
     expect(typeof t.run).toBe('function');
   }
-  expect(routeModels(route())).toEqual(['dual-encoder', 'shaspec-missing', 'ct2dwi']);
+  expect(routeModels(route())).toEqual(['shaspec-realbg', 'shaspec-missing', 'ct2dwi']);
+  expect(routeModels(route({ models: { dwiAdc: 'dual-encoder' } }))).toEqual(['dual-encoder', 'shaspec-missing', 'ct2dwi']);
   expect(routeModels(route({ tasks: ['brain-tumour-mr'] }))).toEqual(['brats-shaspec']);
 });
 
 describe('default route (stroke tasks only): what the node did before tasks existed', () => {
-  test('DWI + ADC → stroke-mr with the dual encoder; stroke-ct and brain-tumour-mr not run, each with its reason', () => {
+  test('DWI + ADC → stroke-mr with the DWI+ADC model (shaspec-realbg); stroke-ct and brain-tumour-mr not run, each with its reason', () => {
     const s = selectTasks(route(), av(['DWI', 'ADC', 'FLAIR', 'T1C']), registry(), facts());
     expect(ran(s)).toEqual(['stroke-mr']);
-    expect(decision(s, 'stroke-mr').plan).toEqual({ model: 'dual-encoder', inputs: ['DWI', 'ADC'], note: undefined });
+    expect(decision(s, 'stroke-mr').plan).toEqual({ model: 'shaspec-realbg', inputs: ['DWI', 'ADC'], note: undefined });
     expect(decision(s, 'stroke-ct').reason).toMatch(/no usable head CT/);
     expect(decision(s, 'brain-tumour-mr')).toMatchObject({ listed: false, run: false, reason: expect.stringMatching(/not listed in route "r" tasks \(stroke-mr, stroke-ct\)/) });
     expect(s.decisions).toHaveLength(TASK_IDS.length);
   });
 
-  test('DWI only → the missing-modality model; dual encoder not ready → fallback with a note', () => {
+  test('DWI only → the missing-modality model; DWI+ADC model not ready → fallback with a note', () => {
     expect(decision(selectTasks(route(), av(['DWI']), registry(), facts()), 'stroke-mr').plan).toMatchObject({ model: 'shaspec-missing' });
     const s = selectTasks(route(), av(['DWI', 'ADC']), registry(new Set(['shaspec-missing'])), facts());
-    expect(decision(s, 'stroke-mr')).toMatchObject({ run: true, plan: { model: 'shaspec-missing', note: 'dual-encoder not ready; used shaspec-missing' } });
+    expect(decision(s, 'stroke-mr')).toMatchObject({ run: true, plan: { model: 'shaspec-missing', note: 'shaspec-realbg not ready; used shaspec-missing' } });
   });
 
   test('CT only → stroke-ct; CT with DWI → stroke-mr only (the synthesis path is for CT-only studies)', () => {
