@@ -57,8 +57,9 @@ def main():
             "ShaSpec (as shaspec-missing 0.3.0: shared + DWI- and ADC-specific encoders, modality_mask input) fine-tuned on "
             "acute lesions inserted into REAL diffusion scans (two real heads: Siemens XA30 b 2500, Philips Achieva b 1000; "
             "real SOOP lesion maps incl. embolic showers; 15 % untouched scans as negatives) mixed with realism-2 phantoms. "
-            "The node's default for studies with DWI AND ADC (routes[].models.dwiAdc); single-modality studies stay on "
-            "shaspec-missing 0.3.0, which is better there on phantoms. Not trained on any patient infarct: not for clinical use."),
+            "The node's default lesion model for MR stroke studies (routes[].models.dwiAdc and singleModality: DWI+ADC, DWI "
+            "only, ADC only); the CT route's lesion model on the synthetic DWI stays shaspec-missing 0.3.0 (ctLesion). Not "
+            "trained on any patient infarct: not for clinical use."),
         "inputs": base["inputs"],
         "outputs": base["outputs"],
         "training": {
@@ -86,6 +87,8 @@ def main():
                 "data": ("80 real-background TEST studies (real_backgrounds.py test 80: TEST lesion subjects, the SAME two heads as "
                          "training: lesion maps, warps and seeds are held out, the backgrounds are not)"),
                 "DWI+ADC": variants(ev / "test-ft.json"),
+                "DWI only": variants(ev / "test-ft-dwionly.json"),
+                "ADC only": variants(ev / "test-ft-adconly.json"),
             },
             "phantomTest": {
                 "data": "80 realism-2 TEST phantom studies (test-r2: seeds 0-79, TEST subjects, Colin27 anatomy)",

@@ -141,7 +141,14 @@ export const RouteSchema = z
     models: z
       .object({
         dwiAdc: z.string().default('shaspec-realbg').describe('stroke-mr with DWI and ADC both present (shaspec-realbg 0.4.0: ShaSpec fine-tuned on lesions in real diffusion scans; dual-encoder and unet2d-baseline stay installed, one line away)'),
-        singleModality: z.string().default('shaspec-missing'),
+        singleModality: z
+          .string()
+          .default('shaspec-realbg')
+          .describe('stroke-mr with DWI only or ADC only, and the fallback when dwiAdc is not ready (shaspec-realbg: better on lesions in real tissue; shaspec-missing 0.3.0 is better on the phantoms)'),
+        ctLesion: z
+          .string()
+          .default('shaspec-missing')
+          .describe('stroke-ct: the lesion model run on the synthetic DWI (DWI only); falls back to singleModality, then dwiAdc'),
         ctToDwi: z.string().default('ct2dwi'),
         brainTumour: z.string().default('brats-shaspec').describe('brain-tumour-mr: the FLAIR/T1/T1C/T2 segmentation model (brats-shaspec: any subset; brats-unet4: only with all four, else brats-shaspec when ready)'),
         liver: z.string().default('liver-aqcf').describe('liver-ct-mr: the liver + liver tumour model for abdominal CT or MRI (one model, modality as an input)'),

@@ -1,8 +1,9 @@
 /**
  * Routing by what a study offers (the availability record from study/):
  *   DWI + ADC            → the route's dwiAdc model (default shaspec-realbg; the dual encoder one line away)
- *   DWI only / ADC only  → the route's singleModality model (missing-modality network)
- *   CT only              → CT→DWI synthesis, then the lesion model on the synthetic DWI
+ *   DWI only / ADC only  → the route's singleModality model (missing-modality network; default shaspec-realbg)
+ *   CT only              → CT→DWI synthesis, then the route's ctLesion model on the synthetic DWI (default
+ *                          shaspec-missing, the model the CT route was measured with; else singleModality, else dwiAdc)
  *   nothing usable       → "not processed", with the reason
  * A preferred model that is not ready falls back to the missing-modality model (which serves
  * every subset) and the outcome says so.
@@ -30,7 +31,7 @@ export function decideRoute(av: AvailabilityRecord, route: Route, registry: Pick
   }
   if (CT) {
     if (!registry.isReady(models.ctToDwi)) return { kind: 'none', reason: `CT only, and the CT→DWI synthesis model "${models.ctToDwi}" is not installed or not ready` };
-    const lesion = registry.isReady(models.singleModality) ? models.singleModality : models.dwiAdc;
+    const lesion = [models.ctLesion, models.singleModality, models.dwiAdc].find((m) => registry.isReady(m)) ?? models.ctLesion;
     if (!registry.isReady(lesion)) return { kind: 'none', reason: 'CT only: no lesion model ready to segment the synthetic DWI' };
     return { kind: 'ct-synthesis', synthesisModel: models.ctToDwi, lesionModel: lesion };
   }

@@ -200,7 +200,7 @@ describe('stroke study end to end through the real Orthanc', () => {
     expect(o.lesionVolumeMl).toBeCloseTo(segMl, 1);
   });
 
-  test('DWI only is routed to the missing-modality model', async () => {
+  test('DWI only is routed to the single-modality model (routes[].models.singleModality)', async () => {
     const names = phantomNames();
     const study = writePhantomStudy(loadPhantom(names.lesion), { include: ['dwi'], outDir: path.join(work, 'dwi-only') });
     const before = (await t.node.queue.list({ states: ['done', 'not_processed', 'failed', 'dead'] })).length;
@@ -210,7 +210,7 @@ describe('stroke study end to end through the real Orthanc', () => {
     const o = job.outcome as { model: { name: string }; availability: { available: { DWI: boolean; ADC: boolean } } };
     expect(job.state).toBe('done');
     expect(o.availability.available).toMatchObject({ DWI: true, ADC: false });
-    expect(o.model.name).toBe('shaspec-missing');
+    expect(o.model.name).toBe('shaspec-realbg');
   });
 
   test('a study with nothing usable is "not processed", with the reason', async () => {

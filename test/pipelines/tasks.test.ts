@@ -38,8 +38,9 @@ test('the registry holds exactly the task ids the configuration accepts, each wi
     expect(typeof t.accept).toBe('function');
     expect(typeof t.run).toBe('function');
   }
-  expect(routeModels(route())).toEqual(['shaspec-realbg', 'shaspec-missing', 'ct2dwi']);
-  expect(routeModels(route({ models: { dwiAdc: 'dual-encoder' } }))).toEqual(['dual-encoder', 'shaspec-missing', 'ct2dwi']);
+  // stroke-mr: dwiAdc, singleModality (both shaspec-realbg); stroke-ct: ctToDwi, ctLesion (shaspec-missing), then the fallbacks
+  expect(routeModels(route())).toEqual(['shaspec-realbg', 'ct2dwi', 'shaspec-missing']);
+  expect(routeModels(route({ models: { dwiAdc: 'dual-encoder', singleModality: 'shaspec-missing' } }))).toEqual(['dual-encoder', 'shaspec-missing', 'ct2dwi']);
   expect(routeModels(route({ tasks: ['brain-tumour-mr'] }))).toEqual(['brats-shaspec']);
 });
 
@@ -53,10 +54,14 @@ describe('default route (stroke tasks only): what the node did before tasks exis
     expect(s.decisions).toHaveLength(TASK_IDS.length);
   });
 
-  test('DWI only → the missing-modality model; DWI+ADC model not ready → fallback with a note', () => {
-    expect(decision(selectTasks(route(), av(['DWI']), registry(), facts()), 'stroke-mr').plan).toMatchObject({ model: 'shaspec-missing' });
-    const s = selectTasks(route(), av(['DWI', 'ADC']), registry(new Set(['shaspec-missing'])), facts());
-    expect(decision(s, 'stroke-mr')).toMatchObject({ run: true, plan: { model: 'shaspec-missing', note: 'shaspec-realbg not ready; used shaspec-missing' } });
+  test('DWI only / ADC only → the single-modality model; DWI+ADC model not ready → fallback with a note', () => {
+    expect(decision(selectTasks(route(), av(['DWI']), registry(), facts()), 'stroke-mr').plan).toMatchObject({ model: 'shaspec-realbg', inputs: ['DWI'] });
+    expect(decision(selectTasks(route(), av(['ADC']), registry(), facts()), 'stroke-mr').plan).toMatchObject({ model: 'shaspec-realbg', inputs: ['ADC'] });
+    const old = route({ models: { dwiAdc: 'dual-encoder', singleModality: 'shaspec-missing' } });
+    const s = selectTasks(old, av(['DWI', 'ADC']), registry(new Set(['shaspec-missing'])), facts());
+    expect(decision(s, 'stroke-mr')).toMatchObject({ run: true, plan: { model: 'shaspec-missing', note: 'dual-encoder not ready; used shaspec-missing' } });
+    const none = selectTasks(route(), av(['DWI', 'ADC']), registry(new Set(['shaspec-missing'])), facts());
+    expect(decision(none, 'stroke-mr')).toMatchObject({ run: false, reason: expect.stringMatching(/no lesion model ready \(shaspec-realbg\)/) });
   });
 
   test('CT only → stroke-ct; CT with DWI → stroke-mr only (the synthesis path is for CT-only studies)', () => {
@@ -67,6 +72,9 @@ describe('default route (stroke tasks only): what the node did before tasks exis
     const noSynth = selectTasks(route(), av(['CT']), registry(new Set(['shaspec-missing'])), facts());
     expect(ran(noSynth)).toEqual([]);
     expect(decision(noSynth, 'stroke-ct').reason).toMatch(/CT→DWI synthesis model "ct2dwi" is not installed or not ready/);
+    // the lesion model on the synthetic DWI: ctLesion (shaspec-missing), else singleModality, else dwiAdc
+    expect(decision(selectTasks(route(), av(['CT']), registry(), facts()), 'stroke-ct').plan).toMatchObject({ lesionModel: 'shaspec-missing' });
+    expect(decision(selectTasks(route(), av(['CT']), registry(new Set(['ct2dwi', 'shaspec-realbg'])), facts()), 'stroke-ct').plan).toMatchObject({ lesionModel: 'shaspec-realbg' });
   });
 
   test('a tumour study on the default route runs nothing: no tumour model by accident', () => {

@@ -1,7 +1,7 @@
 /**
  * Task stroke-ct: acute stroke on a non-contrast head CT alone.
  *   needs   a usable head CT series, and no DWI/ADC (a study with diffusion is stroke-mr's)
- *   models  route.models.ctToDwi (CT → synthetic DWI), then the lesion model (singleModality, else dwiAdc)
+ *   models  route.models.ctToDwi (CT → synthetic DWI), then the lesion model (ctLesion, else singleModality, else dwiAdc)
  *   makes   SYNTHETIC DWI Secondary Capture series, a SEG referencing it, the measurement SR, optional overlay SC
  * Brain mask from the CT → synthetic DWI (ct2dwi) on the CT grid → Secondary Capture series (SYNTHETIC, banner,
  * CT slices referenced) → the lesion model on the synthetic DWI (DWI only) → a SEG that references the synthetic
@@ -23,7 +23,7 @@ export const strokeCt: Task<StrokeCtPlan> = {
   id: 'stroke-ct',
   title: 'Acute stroke on CT: lesion on a synthetic DWI made from the CT',
   needs: 'a usable head CT series and no DWI/ADC',
-  models: (route) => [route.models.ctToDwi, route.models.singleModality, route.models.dwiAdc],
+  models: (route) => [route.models.ctToDwi, route.models.ctLesion, route.models.singleModality, route.models.dwiAdc],
   accept(av, route, registry) {
     if (!av.available.CT) return { run: false, reason: 'no usable head CT series', inputsMissing: true };
     if (av.available.DWI || av.available.ADC) return { run: false, reason: 'the study has DWI/ADC: the CT-only synthesis path is not used (stroke-mr reads the acquired diffusion)' };
