@@ -2,26 +2,66 @@
  * Ports and readiness helpers for integration tests. Every peer binds 127.0.0.1 (or, for Orthanc,
  * 0.0.0.0 on a free port) so parallel test files never collide.
  */
+import * as fs from 'fs';
 import * as http from 'http';
 import * as net from 'net';
 
-/** A TCP port that was free a moment ago (listen on 127.0.0.1:0, read the port, close). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/** Linux's ephemeral range (outgoing connections take their local ports from it), or undefined. */
+function ephemeralRange(): [number, number] | undefined {
+  try {
+    const [lo, hi] = fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    return Number.isInteger(lo) && Number.isInteger(hi) ? [lo, hi] : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Listen on 127.0.0.1:port (0: any), read the port, close: the port, or undefined when it is taken. */
+function probe(port: number): Promise<number | undefined> {
+  return new Promise((resolve) => {
     const srv = net.createServer();
     srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
+    srv.once('error', () => resolve(undefined));
+    srv.listen(port, '127.0.0.1', () => {
       const addr = srv.address();
-      if (addr === null || typeof addr === 'string') {
-        srv.close();
-        reject(new Error('freePort: no address'));
-        return;
-      }
-      const p = addr.port;
+      const p = addr !== null && typeof addr !== 'string' ? addr.port : undefined;
       srv.close(() => resolve(p));
     });
   });
+}
+
+/** Ports this process already handed out (never twice). */
+const handedOut = new Set<number>();
+
+/**
+ * A TCP port that was free a moment ago. Drawn at random BELOW the kernel's ephemeral range where there is room
+ * (Linux: 32768-60999 by default): a port from that range can be taken between this check and the peer's listen by
+ * any outgoing connection of the machine (a C-STORE client, Orthanc, DCMTK), which made a node start fail with
+ * EADDRINUSE on a busy CI machine. Below it only another listener can take it, and the draw is random per worker.
+ * Elsewhere (no /proc, or no room below the range): the kernel's choice (listen on port 0).
+ */
+export async function freePort(): Promise<number> {
+  const range = ephemeralRange();
+  const lo = 20000;
+  const hi = range ? range[0] - 1 : 0;
+  if (hi - lo >= 1000) {
+    for (let i = 0; i < 200; i++) {
+      const p = lo + Math.floor(Math.random() * (hi - lo + 1));
+      if (handedOut.has(p)) continue;
+      if ((await probe(p)) === p) {
+        handedOut.add(p);
+        return p;
+      }
+    }
+  }
+  for (;;) {
+    const p = await probe(0);
+    if (p === undefined) throw new Error('freePort: no address');
+    if (!handedOut.has(p)) {
+      handedOut.add(p);
+      return p;
+    }
+  }
 }
 
 export function sleep(ms: number): Promise<void> {
