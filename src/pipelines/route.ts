@@ -31,8 +31,8 @@ export function decideRoute(av: AvailabilityRecord, route: Route, registry: Pick
   }
   if (CT) {
     if (!registry.isReady(models.ctToDwi)) return { kind: 'none', reason: `CT only, and the CT→DWI synthesis model "${models.ctToDwi}" is not installed or not ready` };
-    const lesion = [models.ctLesion, models.singleModality, models.dwiAdc].find((m) => registry.isReady(m)) ?? models.ctLesion;
-    if (!registry.isReady(lesion)) return { kind: 'none', reason: 'CT only: no lesion model ready to segment the synthetic DWI' };
+    const lesion = [models.ctLesion, models.singleModality, models.dwiAdc].find((m) => registry.isReady(m));
+    if (!lesion) return { kind: 'none', reason: 'CT only: no lesion model ready to segment the synthetic DWI' };
     return { kind: 'ct-synthesis', synthesisModel: models.ctToDwi, lesionModel: lesion };
   }
   const why = av.notes.length ? av.notes.join('; ') : 'no DWI, ADC or head CT series found';

@@ -25,7 +25,6 @@ const maybe = ready ? describe : describe.skip;
 /** Whole-tumour Dice floor: brain-tumour-task.test.ts measures this case (a whole-brain mask gives ~0.14). */
 const WT_FLOOR = 0.5;
 
-type Outcome = E2eOutcome;
 
 maybe('brain tumour study end to end through the real Orthanc', () => {
   let t: TestNode;
@@ -87,7 +86,7 @@ maybe('brain tumour study end to end through the real Orthanc', () => {
     await waitJobs(before + 1);
     const job = (await t.node.queue.list()).find((j) => j.studyUid === study.study.studyInstanceUid)!;
     expect(job.state).toBe('done');
-    const o = job.outcome as Outcome;
+    const o = job.outcome as E2eOutcome;
     expect(o.route).toBe('tumour');
     expect(o.decision).toBe('brain-tumour');
     expect(o.model?.name).toBe('brats-shaspec');
@@ -110,7 +109,7 @@ maybe('brain tumour study end to end through the real Orthanc', () => {
     await waitJobs(before + 1);
     const job = (await t.node.queue.list()).find((j) => j.studyUid === study.study.studyInstanceUid)!;
     expect(job.state).toBe('done');
-    const o = job.outcome as Outcome;
+    const o = job.outcome as E2eOutcome;
     expect(o.route).toBe('tumour');
     expect(o.note).not.toMatch(/missing/);
     const wt = checkResults(await resultsInOrthanc(study.study.studyInstanceUid), study, 'T1C');
@@ -125,7 +124,7 @@ maybe('brain tumour study end to end through the real Orthanc', () => {
     await waitJobs(before + 1);
     const job = (await t.node.queue.list()).find((j) => j.studyUid === study.study.studyInstanceUid)!;
     expect(job.state).toBe('not_processed');
-    const o = job.outcome as Outcome;
+    const o = job.outcome as E2eOutcome;
     expect(o.route).toBe('stroke');
     expect(o.outputs).toEqual([]);
     const d = o.tasks.find((x) => x.task === 'brain-tumour-mr')!;

@@ -33,7 +33,6 @@ const maybe = ready ? describe : describe.skip;
  */
 const LIVER_DICE_FLOOR = 0.85;
 
-type Outcome = E2eOutcome;
 
 maybe('liver studies (CT and MRI) end to end through the real Orthanc', () => {
   let t: TestNode;
@@ -102,7 +101,7 @@ maybe('liver studies (CT and MRI) end to end through the real Orthanc', () => {
     await waitJobs(before + 1);
     const job = await jobOf(s.study.studyInstanceUid);
     expect(job.state).toBe('done');
-    const o = job.outcome as Outcome;
+    const o = job.outcome as E2eOutcome;
     expect(o.route).toBe('abdomen');
     expect(o.decision).toBe('liver');
     expect(o.model?.name).toBe('liver-aqcf');
@@ -125,7 +124,7 @@ maybe('liver studies (CT and MRI) end to end through the real Orthanc', () => {
     await waitJobs(before + 1);
     const job = await jobOf(s.study.studyInstanceUid);
     expect(job.state).toBe('done');
-    const o = job.outcome as Outcome;
+    const o = job.outcome as E2eOutcome;
     expect(o.route).toBe('abdomen');
     expect(o.decision).toBe('liver');
     expect(o.availability.abdomen?.pick?.kind).toBe('MR_T1C');
@@ -141,7 +140,7 @@ maybe('liver studies (CT and MRI) end to end through the real Orthanc', () => {
     await waitJobs(before + 1);
     const job = await jobOf(s.study.studyInstanceUid);
     expect(job.state).toBe('not_processed');
-    const o = job.outcome as Outcome;
+    const o = job.outcome as E2eOutcome;
     expect(o.route).toBe('stroke');
     expect(o.outputs).toEqual([]);
     expect(o.tasks.find((x) => x.task === 'liver-ct-mr')).toMatchObject({ listed: false, run: false, reason: expect.stringMatching(/not listed in route "stroke" tasks \(stroke-mr, stroke-ct\)/) });
@@ -161,7 +160,7 @@ maybe('liver studies (CT and MRI) end to end through the real Orthanc', () => {
     await waitJobs(before + 1);
     const job = await jobOf(study.studyInstanceUid);
     expect(job.state).toBe('not_processed');
-    const o = job.outcome as Outcome;
+    const o = job.outcome as E2eOutcome;
     expect(o.route).toBe('abdomen');
     expect(o.reason).toMatch(/^nothing usable: liver-ct-mr: no usable abdominal CT or MRI series \("ABD PV 7mm": BodyPartExamined ABDOMEN; portal-venous CT, slice thickness 7 mm thicker than 5 mm/);
   }, 240000);
@@ -174,7 +173,7 @@ maybe('liver studies (CT and MRI) end to end through the real Orthanc', () => {
     expect(r.files.every((f) => f.outcome === 'success')).toBe(true);
     await waitJobs(before + 1);
     const job = await jobOf(study.study.studyInstanceUid);
-    const o = job.outcome as Outcome;
+    const o = job.outcome as E2eOutcome;
     expect(o.route).toBe('neuro');
     expect(o.decision).toBe('brain-tumour');
     expect(o.tasks.find((x) => x.task === 'brain-tumour-mr')).toMatchObject({ run: true, ran: true });

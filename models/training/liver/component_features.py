@@ -27,22 +27,14 @@ import aqcf_net  # noqa: E402
 import ct_phantoms as ctp  # noqa: E402
 import liver_post  # noqa: E402
 import mr_phantoms as mrp  # noqa: E402
-from anatomy import bilinear  # noqa: E402
 from check_real import load_3slice, load_totalseg  # noqa: E402
+from evaluate_liver import probs_on_source, softmax_probs  # noqa: E402
 
 SIZE, SP = 128, 3.0
 
 
 def probs_back(model, x, mod, rows, cols, ps):
-    with torch.no_grad():
-        p = np.concatenate([torch.softmax(model(torch.from_numpy(x[i:i + 8]).float()[:, None],
-                                                torch.full((len(x[i:i + 8]),), mod)), 1).numpy()
-                            for i in range(0, len(x), 8)])
-    ys = (np.arange(rows) - (rows - 1) / 2) * ps / SP + (SIZE - 1) / 2
-    xs = (np.arange(cols) - (cols - 1) / 2) * ps / SP + (SIZE - 1) / 2
-    back = bilinear(p.reshape(-1, SIZE, SIZE), ys, xs).reshape(p.shape[0], 3, rows, cols)
-    back[:, 0] += (back.sum(1) < 0.5)
-    return back
+    return probs_on_source(softmax_probs(model, x, mod, "cpu"), rows, cols, ps, SP)
 
 
 def features(img, back, sp, ps, truth_inst=None):

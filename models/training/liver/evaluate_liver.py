@@ -34,26 +34,36 @@ import mr_phantoms as mrp  # noqa: E402
 from anatomy import bilinear  # noqa: E402
 
 
-def predict_series(model, x_model: np.ndarray, modality: float, rows: int, cols: int, ps: float, spacing: float,
-                   device: str, batch: int = 8) -> np.ndarray:
+def softmax_probs(model, x_model: np.ndarray, modality: float, device: str, batch: int = 8) -> np.ndarray:
+    """The model's softmax [S, 3, size, size] on the model grid, in batches of slices."""
     probs = []
     with torch.no_grad():
         for i in range(0, len(x_model), batch):
             x = torch.from_numpy(x_model[i:i + batch]).float()[:, None].to(device)
             m = torch.full((len(x),), modality, device=device)
             probs.append(torch.softmax(model(x, m), 1).cpu().numpy())
-    return labels_from_probs(np.concatenate(probs), rows, cols, ps, spacing)
+    return np.concatenate(probs)
 
 
-def labels_from_probs(p: np.ndarray, rows: int, cols: int, ps: float, spacing: float) -> np.ndarray:
-    """p: softmax [S, 3, size, size] on the model grid -> argmax labels uint8 [S, rows, cols] on the source grid
-    (bilinear, edge-clamped; source pixels outside the model grid: background)."""
+def predict_series(model, x_model: np.ndarray, modality: float, rows: int, cols: int, ps: float, spacing: float,
+                   device: str, batch: int = 8) -> np.ndarray:
+    return labels_from_probs(softmax_probs(model, x_model, modality, device, batch), rows, cols, ps, spacing)
+
+
+def probs_on_source(p: np.ndarray, rows: int, cols: int, ps: float, spacing: float) -> np.ndarray:
+    """p: softmax [S, 3, size, size] on the model grid -> [S, 3, rows, cols] on the source grid (bilinear,
+    edge-clamped; source pixels outside the model grid: all to background)."""
     size = p.shape[-1]
     ys = (np.arange(rows) - (rows - 1) / 2) * ps / spacing + (size - 1) / 2
     xs = (np.arange(cols) - (cols - 1) / 2) * ps / spacing + (size - 1) / 2
     back = bilinear(p.reshape(-1, size, size), ys, xs).reshape(p.shape[0], 3, rows, cols)
     back[:, 0] += (back.sum(1) < 0.5)  # outside the model grid: background
-    return back.argmax(1).astype(np.uint8)
+    return back
+
+
+def labels_from_probs(p: np.ndarray, rows: int, cols: int, ps: float, spacing: float) -> np.ndarray:
+    """p: softmax [S, 3, size, size] on the model grid -> argmax labels uint8 [S, rows, cols] on the source grid."""
+    return probs_on_source(p, rows, cols, ps, spacing).argmax(1).astype(np.uint8)
 
 
 def main():
