@@ -103,12 +103,26 @@ export interface LiverPostprocess {
   keepLargestLiverComponent: boolean;
   connectivity: 26;
   minTumourMl: number;
+  /** Shape rules on tumour components for this modality (measure.ts postprocessLiver; 0 = off). */
+  flatEndFactor: number;
+  minAxialFill: number;
 }
 
-export function liverPostprocess(m: ModelManifest): LiverPostprocess {
-  const p = (m as unknown as { postprocess?: { keepLargestLiverComponent?: unknown; connectivity?: unknown; minTumourMl?: unknown } }).postprocess ?? {};
+/**
+ * The liver model's post-processing for a CT or MR series. `postprocess.tumourShape` holds the shape rules per
+ * modality ({ CT: { flatEndFactor, minAxialFill }, MR: {...} }, chosen on VAL per modality); absent = off.
+ */
+export function liverPostprocess(m: ModelManifest, modality: 'CT' | 'MR'): LiverPostprocess {
+  type Shape = { flatEndFactor?: unknown; minAxialFill?: unknown };
+  const p = (m as unknown as { postprocess?: { keepLargestLiverComponent?: unknown; connectivity?: unknown; minTumourMl?: unknown; tumourShape?: Partial<Record<'CT' | 'MR', Shape>> } }).postprocess ?? {};
   if (p.connectivity !== undefined && p.connectivity !== 26) throw new Error(`model ${m.name}: postprocess.connectivity ${String(p.connectivity)}, the node implements 26`);
   const min = p.minTumourMl === undefined ? 0.065 : Number(p.minTumourMl);
   if (!Number.isFinite(min) || min < 0) throw new Error(`model ${m.name}: postprocess.minTumourMl ${String(p.minTumourMl)} is not a non-negative number`);
-  return { keepLargestLiverComponent: p.keepLargestLiverComponent !== false, connectivity: 26, minTumourMl: min };
+  const shape = (key: keyof Shape, max: number): number => {
+    const v = p.tumourShape?.[modality]?.[key];
+    const x = v === undefined ? 0 : Number(v);
+    if (!Number.isFinite(x) || x < 0 || x > max) throw new Error(`model ${m.name}: postprocess.tumourShape.${modality}.${key} ${String(v)} is not a number in [0, ${max}]`);
+    return x;
+  };
+  return { keepLargestLiverComponent: p.keepLargestLiverComponent !== false, connectivity: 26, minTumourMl: min, flatEndFactor: shape('flatEndFactor', 100), minAxialFill: shape('minAxialFill', 1) };
 }

@@ -222,7 +222,7 @@ describe('post-processing and measurements (measure.ts)', () => {
     lab[idx(0, 2, 2)] = 2; // one-voxel tumour (0.0005 mL)
     for (let r = 10; r < 15; r++) for (let c = 10; c < 15; c++) lab[idx(0, r, c)] = 2; // 25 voxels = 0.0125 mL
     lab[idx(1, 15, 15)] = 2; // diagonal (26-) neighbour of the block above: same tumour
-    const p = postprocessLiver(lab, g, 0.001);
+    const p = postprocessLiver(lab, g, { minTumourMl: 0.001 });
     expect(p.labels[idx(2, 32, 32)]).toBe(0);
     expect(p.labels[idx(0, 2, 2)]).toBe(1);
     expect(p.smallTumoursToLiver).toBe(1);
@@ -230,6 +230,43 @@ describe('post-processing and measurements (measure.ts)', () => {
     expect(m.tumourCount).toBe(1);
     expect(m.tumours[0].voxels).toBe(26);
     expect(p.summary).toBe("largest 26-connected liver component kept (2 component(s); 0.01 mL elsewhere set to background); 1 tumour component(s) under 0.001 mL counted as liver");
+  });
+
+  test('shape rules: a flat one-slice disc inside the series and an in-plane tube become liver; a ball and a ball cut by the series end stay tumours (same cases as test_liver.py)', () => {
+    const sg = { slices: 15, rows: 40, columns: 40, pixelSpacing: [1, 1] as [number, number], sliceSpacing: 1 };
+    const at = (z: number, r: number, c: number): number => (z * 40 + r) * 40 + c;
+    const lab = new Uint8Array(15 * 40 * 40).fill(1);
+    for (let z = 0; z < 15; z++) {
+      for (let r = 0; r < 40; r++) {
+        for (let c = 0; c < 40; c++) {
+          if (z === 7 && (r - 8) ** 2 + (c - 8) ** 2 <= 36) lab[at(z, r, c)] = 2; // A: a 13 mm disc on one middle slice
+          if ((z - 7) ** 2 + (r - 8) ** 2 + (c - 28) ** 2 <= 25) lab[at(z, r, c)] = 2; // B: a ball
+          if (z ** 2 + (r - 28) ** 2 + (c - 8) ** 2 <= 25) lab[at(z, r, c)] = 2; // C: a ball cut by the first slice
+          if (r >= 27 && r <= 28 && c >= 20) lab[at(z, r, c)] = 2; // D: a 2 x 20 mm tube through every slice
+        }
+      }
+    }
+    const off = postprocessLiver(lab, sg, { minTumourMl: 0 });
+    expect(measureLiver(off.labels, sg).tumourCount).toBe(4);
+    const p = postprocessLiver(lab, sg, { minTumourMl: 0, flatEndFactor: 3, minAxialFill: 0.3 });
+    expect(p.shapeToLiver).toEqual({ flatEnd: 1, tubular: 1 });
+    expect(p.labels[at(7, 8, 8)]).toBe(1);
+    expect(p.labels[at(7, 27, 30)]).toBe(1);
+    expect(p.labels[at(7, 8, 28)]).toBe(2);
+    expect(p.labels[at(0, 28, 8)]).toBe(2);
+    expect(measureLiver(p.labels, sg).tumourCount).toBe(2);
+    expect(p.summary).toContain('1 ending flat inside the series');
+    expect(p.summary).toContain('1 tubular');
+    // each rule alone
+    expect(postprocessLiver(lab, sg, { minTumourMl: 0, flatEndFactor: 3 }).shapeToLiver).toEqual({ flatEnd: 1, tubular: 0 });
+    expect(postprocessLiver(lab, sg, { minTumourMl: 0, minAxialFill: 0.3 }).shapeToLiver).toEqual({ flatEnd: 0, tubular: 1 });
+    // the disc of A ending on the series' last slice is judged on its inner side only: still flat there
+    const last = new Uint8Array(lab.length).fill(1);
+    for (let r = 0; r < 40; r++) for (let c = 0; c < 40; c++) if ((r - 8) ** 2 + (c - 8) ** 2 <= 36) last[at(14, r, c)] = 2;
+    expect(postprocessLiver(last, sg, { minTumourMl: 0, flatEndFactor: 3 }).shapeToLiver.flatEnd).toBe(1);
+    // ... and a 1-slice series cannot judge it at all
+    const one = { ...sg, slices: 1 };
+    expect(postprocessLiver(last.subarray(14 * 1600), one, { minTumourMl: 0, flatEndFactor: 3 }).shapeToLiver.flatEnd).toBe(0);
   });
 
   test('position inside the segmented liver: thirds right-to-left (patient right = low LPS x) and top-to-bottom', () => {

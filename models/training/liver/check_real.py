@@ -77,24 +77,27 @@ def main():
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", default="")
     ap.add_argument("--min-tumour-ml", type=float, default=0.065, help="post-processing (totalseg_example is post-processed)")
+    ap.add_argument("--shape", default="0:0", help="end_c:min_fill of the shape rules (liver_post.py; the manifest's CT values)")
     a = ap.parse_args()
     torch.set_num_threads(1)
+    shape = [float(v) for v in a.shape.split(":")]
     model = aqcf_net.build(a.model, a.base, a.depth)
     model.load_state_dict(torch.load(a.ckpt, map_location="cpu"))
     model = model.to(a.device).eval()
     res = {}
     hu, truth, ps, sp = load_3slice()
     pred = run(model, hu, ps, a.size, a.spacing, a.device)
-    post = liver_post.postprocess(pred, [sp, ps, ps], a.min_tumour_ml)
+    post = liver_post.postprocess(pred, [sp, ps, ps], a.min_tumour_ml, *shape)
     res["dcmqi_3slice"] = {
         "liver_dice": dice(pred >= 1, truth > 0),
         "liver_dice_per_slice": [dice(pred[z] >= 1, truth[z] > 0) for z in range(len(pred))],
         "tumour_marked_ml": float((pred == 2).sum() * ps * ps * sp / 1000), "truth_tumour": "none known",
-        "post": {"liver_dice": dice(post >= 1, truth > 0), "tumour_marked_ml": float((post == 2).sum() * ps * ps * sp / 1000)}}
+        "post": {"liver_dice": dice(post >= 1, truth > 0), "tumour_marked_ml": float((post == 2).sum() * ps * ps * sp / 1000),
+                 "tumours": liver_post.measure(post, [sp, ps, ps])["tumourCount"]}}
     hu, truth, ps, sp = load_totalseg()
     pred = run(model, hu, ps, a.size, a.spacing, a.device)
     raw = pred
-    pred = liver_post.postprocess(raw, [sp, ps, ps], a.min_tumour_ml)
+    pred = liver_post.postprocess(raw, [sp, ps, ps], a.min_tumour_ml, *shape)
     res["totalseg_raw"] = {"liver_dice_labelled_slices": dice(raw[LABEL_OFFSET:] >= 1, truth[LABEL_OFFSET:] > 0),
                            "liver_ml_pred_slices_0_39": float((raw[:40] >= 1).sum() * ps * ps * sp / 1000),
                            "tumour_ml_pred": float((raw == 2).sum() * ps * ps * sp / 1000)}

@@ -3,8 +3,9 @@
 
 For every post-processed tumour component (minTumourMl 0.25) of the checkpoint's output: volume (mL), peak and mean
 tumour probability (softmax bilinear back on the source grid, as the node), mean HU (CT; MRI: stored value) of the
-component and of a 6 mm in-plane ring of liver around it, their difference, slices spanned, and on phantoms whether
-it overlaps a truth tumour (tp) and the phantom's CT phase.
+component and of a 6 mm in-plane ring of liver around it, their difference, slices spanned, on its largest-area slice
+the diameter and the fill of that diameter's circle (the tubular rule's measure, liver_post.shape_rule), and on
+phantoms whether it overlaps a truth tumour (tp) and the phantom's CT phase.
 
     component_features.py --ckpt ../out/liver-cpu-ft/aqcf.pt --what real             # the two real CTs
     component_features.py --ckpt ../out/liver-cpu-ft/aqcf.pt --what ct --split val --n 40
@@ -50,10 +51,14 @@ def features(img, back, sp, ps, truth_inst=None):
         for z in np.flatnonzero(c.any((1, 2))):
             ring[z] = ndimage.binary_dilation(c[z], st, iterations=r) & liver[z] & ~c[z]
         pt = back[:, 2][c]
+        zs = np.flatnonzero(c.any((1, 2)))
+        za = zs[int(np.argmax([c[z].sum() for z in zs]))]
+        d = liver_post.longest_axial_diameter_mm(c[za:za + 1], ps, ps)
+        fill = float(c[za].sum() * ps * ps / (np.pi * d * d / 4))
         out.append({"ml": float(c.sum() * ps * ps * sp / 1000), "pmax": float(pt.max()), "pmean": float(pt.mean()),
                     "value": float(img[c].mean()), "ring": float(img[ring].mean()) if ring.any() else None,
                     "contrast": float(img[c].mean() - img[ring].mean()) if ring.any() else None,
-                    "slices": int(c.any((1, 2)).sum()),
+                    "slices": int(c.any((1, 2)).sum()), "diamMaxSlice": d, "fill": fill,
                     "tp": None if truth_inst is None else bool((truth_inst[c] > 0).any())})
     return out
 

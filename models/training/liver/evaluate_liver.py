@@ -3,11 +3,12 @@
 
     evaluate_liver.py --ckpt out/liver/aqcf.pt [out/liver/unet-ct.pt] --model aqcf [unet-ct] --modality ct
                       --split test --n 40 [--base 16] [--size 256 --spacing 1.5] [--max-slices 40]
-                      [--min-tumour-ml 0.065[,0.25,...]] --out out/liver/ct-test.json
+                      [--min-tumour-ml 0.065[,0.25,...]] [--shape 0:0,3:0.3,...] --out out/liver/ct-test.json
 
 Several models are scored on the same generated series (one generation per series). Every model's label map is
 scored raw and after the contract's post-processing (liver_post.postprocess) for each --min-tumour-ml candidate
-(summary keys "raw", "post<value>"); choose the value on VAL, report it on TEST.
+and --shape candidate (end_c:min_fill of the shape rules, liver_post.py; summary keys "raw", "post<value>" for 0:0,
+else "post<value>_e<end_c>_f<min_fill>"); choose the values on VAL, report them on TEST.
 
 Each TEST series is generated whole (every slice), windowed/normalised as in training, put on the model grid
 slice by slice, predicted, and the class probabilities are resampled back to the acquisition grid (bilinear)
@@ -66,6 +67,10 @@ def labels_from_probs(p: np.ndarray, rows: int, cols: int, ps: float, spacing: f
     return probs_on_source(p, rows, cols, ps, spacing).argmax(1).astype(np.uint8)
 
 
+def post_key(min_ml: float, end_c: float, min_fill: float) -> str:
+    return f"post{min_ml:g}" if end_c == 0 and min_fill == 0 else f"post{min_ml:g}_e{end_c:g}_f{min_fill:g}"
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ckpt", nargs="+", required=True, help="one checkpoint per --model (same order)")
@@ -83,12 +88,20 @@ def main():
     ap.add_argument("--max-slices", type=int, default=40)
     ap.add_argument("--min-tumour-ml", default="0.065",
                     help="comma-separated candidates of the post-processing's minTumourMl (VAL: choose; TEST: report)")
+    ap.add_argument("--shape", default="0:0",
+                    help="comma-separated end_c:min_fill candidates of the shape rules (liver_post.py; 0 = off)")
+    ap.add_argument("--vessel-p", type=float, default=None,
+                    help="CT: ct_phantoms.VESSEL_P for this run (0 = the generator 0.1.0's TEST tables were made with)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", required=True, help="JSON; with several models, <out> gets -<model> before .json")
     a = ap.parse_args()
     assert len(a.ckpt) == len(a.model)
     torch.set_num_threads(1)
+    if a.vessel_p is not None:
+        ctp.VESSEL_P = a.vessel_p
     mins = [float(v) for v in a.min_tumour_ml.split(",")]
+    shapes = [tuple(float(x) for x in v.split(":")) for v in a.shape.split(",")]
+    posts = {post_key(v, c, f): (v, c, f) for v in mins for c, f in shapes}
     models = {}
     tags = a.tag or a.model
     assert len(tags) == len(a.model) and len(set(tags)) == len(tags)
@@ -96,7 +109,7 @@ def main():
         m = aqcf_net.build(name, a.base, a.depth)
         m.load_state_dict(torch.load(ck, map_location="cpu"))
         models[tag] = m.to(a.device).eval()
-    cases = {name: {"raw": [], **{f"post{v:g}": [] for v in mins}} for name in models}
+    cases = {name: {"raw": [], **{k: [] for k in posts}} for name in models}
     t0 = time.time()
     for s in range(a.seed0, a.seed0 + a.n):
         if a.modality == "ct":
@@ -111,11 +124,11 @@ def main():
         for name, model in models.items():
             pred = predict_series(model, d["x"], 1.0 if a.modality == "ct" else 0.0, st.label.shape[1],
                                   st.label.shape[2], ps, a.spacing, a.device)
-            for key, lab in [("raw", pred)] + [(f"post{v:g}", liver_post.postprocess(pred, [sp, ps, ps], v)) for v in mins]:
+            for key, lab in [("raw", pred)] + [(k, liver_post.postprocess(pred, [sp, ps, ps], *p)) for k, p in posts.items()]:
                 r = mt.case_metrics(lab, st.label, [sp, ps, ps], st.instances)
                 r["seed"] = s
                 cases[name][key].append(r)
-            r0, r1 = cases[name]["raw"][-1], cases[name][f"post{mins[0]:g}"][-1]
+            r0, r1 = cases[name]["raw"][-1], cases[name][next(iter(posts))][-1]
             msg.append(f"{name} liver Dice {r0['liver_dice']} / {r1['liver_dice']}, tumour Dice {r0['tumour_dice']} / "
                        f"{r1['tumour_dice']}")
         print(f"{a.modality} {a.split} {s} ({time.time() - t0:.0f} s; raw / post {mins[0]:g}): " + "; ".join(msg), flush=True)

@@ -89,8 +89,8 @@ def check(model: torch.nn.Module, path: Path) -> dict:
             "runtime": "onnxruntime-node (repo node_modules), 1 thread", "input": "4 CT + 4 MRI TRAIN model-grid slices"}
 
 
-def postprocess_spec(min_tumour_ml: float = MIN_TUMOUR_ML) -> dict:
-    return {
+def postprocess_spec(min_tumour_ml: float = MIN_TUMOUR_ML, shape: dict | None = None) -> dict:
+    spec = {
         "backToSource": "softmax over the 3 logits; the 3 probabilities resampled bilinear (edge-clamped) onto every "
                         "source pixel of the slice (source pixels outside the 128 x 128 model grid: background), argmax",
         "liverRegion": "class >= 1",
@@ -103,9 +103,24 @@ def postprocess_spec(min_tumour_ml: float = MIN_TUMOUR_ML) -> dict:
         "smallTumour": "a 26-connected tumour component with volume < minTumourMl becomes liver (1)",
         "voxelVolume": "row spacing x column spacing x slice spacing (centre-to-centre distance of adjacent slices)",
     }
+    if shape:
+        spec["tumourShape"] = shape
+        spec["tumourShapeRules"] = {
+            "order": "after the small-tumour rule, on each remaining 26-connected tumour component; a component a rule "
+                     "drops becomes liver (1); 0 = rule off",
+            "flatEndFactor": "c: where the component ends inside the series (the slice beyond its first or last slice "
+                             "belongs to the series and holds none of it), its diameter d on that end slice must be "
+                             "<= c * sqrt(s * D) (s slice spacing, D its longest axial diameter; a sphere gives "
+                             "d <= 2 sqrt(s D)); an end on the series' first or last slice is not judged",
+            "minAxialFill": "f: on the component's largest-area slice (ties: the first), area / (pi d^2 / 4) with d "
+                            "that slice's diameter must be >= f (an in-plane vessel fills little of its circle)",
+            "diameter": "largest distance between two pixel centres of the slice's 4-connected boundary + one row spacing",
+        }
+    return spec
 
 
-def manifest(name: str, version: str, onnx_path: Path, description: str, min_tumour_ml: float) -> dict:
+def manifest(name: str, version: str, onnx_path: Path, description: str, min_tumour_ml: float,
+             shape: dict | None = None) -> dict:
     data = onnx_path.read_bytes()
     window = {"method": "window", "center": 60, "width": 400, "clip": [0, 1],
               "definition": "HU = stored * RescaleSlope + RescaleIntercept; x = clip((HU + 140) / 400, 0, 1) (W 400 / L 60)"}
@@ -136,7 +151,7 @@ def manifest(name: str, version: str, onnx_path: Path, description: str, min_tum
             "tensor": "logits", "activation": "softmax", "shape": ["N", 3, SIZE, SIZE],
             "classes": ["background", "liver (cysts included)", "liver tumour"],
         },
-        "postprocess": postprocess_spec(min_tumour_ml),
+        "postprocess": postprocess_spec(min_tumour_ml, shape),
         "measurements": {
             "liverMl": "liver + tumour voxels after post-processing x voxel volume",
             "tumours": "26-connected components of class 2 after post-processing",
@@ -160,24 +175,38 @@ def main():
     ap.add_argument("--min-tumour-ml", type=float, default=MIN_TUMOUR_ML)
     ap.add_argument("--train", default="", help="train_liver.py's <model>-train.json")
     ap.add_argument("--extra", default="", help="JSON object merged into the manifest last")
+    ap.add_argument("--shape", default="", help='the shape rules per modality as JSON, e.g. '
+                    '\'{"CT": {"flatEndFactor": 4, "minAxialFill": 0.3}, "MR": {"flatEndFactor": 4, "minAxialFill": 0}}\'')
+    ap.add_argument("--no-export", action="store_true", help="keep the ONNX file (its sha256 must match the existing "
+                    "manifest) and that manifest's onnxCheck, training and metrics: a post-processing change only")
     a = ap.parse_args()
     torch.set_num_threads(1)
-    model = aqcf_net.build(a.model, a.base)
-    model.load_state_dict(torch.load(a.ckpt, map_location="cpu"))
-    model.eval()
     onnx_path = ROOT / "models" / f"{a.name}.onnx"
-    export(model, onnx_path)
-    chk = check(model, onnx_path)
-    print(json.dumps(chk))
-    if chk["maxAbsLogitDiff"] > 1e-3:
-        sys.exit(f"ORT vs torch differ: {chk}")
-    man = manifest(a.name, a.version, onnx_path, a.description, a.min_tumour_ml)
-    man["onnxCheck"] = chk
+    shape = json.loads(a.shape) if a.shape else None
+    if a.no_export:
+        old = json.loads(onnx_path.with_suffix(".json").read_text())
+        man = manifest(a.name, a.version, onnx_path, a.description, a.min_tumour_ml, shape)
+        if man["sha256"] != old["sha256"]:
+            sys.exit(f"{onnx_path} is not the file of the existing manifest")
+        for k in ("onnxCheck", "training", "metrics", "reproduce"):
+            if k in old:
+                man[k] = old[k]
+    else:
+        model = aqcf_net.build(a.model, a.base)
+        model.load_state_dict(torch.load(a.ckpt, map_location="cpu"))
+        model.eval()
+        export(model, onnx_path)
+        chk = check(model, onnx_path)
+        print(json.dumps(chk))
+        if chk["maxAbsLogitDiff"] > 1e-3:
+            sys.exit(f"ORT vs torch differ: {chk}")
+        man = manifest(a.name, a.version, onnx_path, a.description, a.min_tumour_ml, shape)
+        man["onnxCheck"] = chk
     if a.model != "aqcf":
         man["inputs"]["anyOf"] = ["CT"] if a.model == "unet-ct" else ["MR"]
         man["inputs"]["channels"][0]["modality"] = "CT" if a.model == "unet-ct" else "MR"
         man["inputs"]["channels"][0]["note"] = "the modality input is accepted and ignored (single-modality baseline)"
-    if a.train:
+    if a.train and not a.no_export:
         t = json.loads(Path(a.train).read_text())
         man["training"] = {"parameters": t["parameters"], "iterations": t["iterations"],
                            "trainSeconds": round(t["seconds"]), "batch": t["args"]["batch"], "lr": t["args"]["lr"],

@@ -2,6 +2,10 @@
 """Markdown tables of evaluate_liver.py results (models/README.md liver section) and the manifest's metrics block.
 
     liver_tables.py --run ../out/liver-cpu --split test --key post0.065 [--metrics-json metrics.json]
+    liver_tables.py --choose ../out/liver-shape/ct-val-aqcf.json ../out/liver-shape/mr-val-aqcf.json
+
+--choose ranks every post-processing key of VAL runs by the mean lesion F1 over the (modality, size bin) cells that
+hold truth lesions (the rule minTumourMl and the shape rules were chosen by), then fewer false components.
 
 Reads <run>/<mod>-<split>-<model>.json for (ct: aqcf, unet-ct) and (mr: aqcf, unet-mr).
 """
@@ -35,13 +39,34 @@ def compact(s):
             "negativeCases": s["negative_cases"], "negativeFalseLiverMl": s["negative_false_liver_ml_mean"]}
 
 
+def choose(paths):
+    runs = [json.loads(Path(p).read_text()) for p in paths]
+    rank = []
+    for key in runs[0]["summary"]:
+        cells, fp, tp = [], 0, 0
+        for r in runs:
+            for d in r["summary"][key]["detection"].values():
+                fp += d["fp"]
+                tp += d["tp"]
+                if d["truth"]:
+                    cells.append(d["f1"])
+        rank.append((sum(cells) / len(cells), -fp, key, tp))
+    rank.sort(reverse=True)
+    print("| post-processing | mean lesion F1 | TP | FP |\n|---|---|---|---|")
+    for f1, nfp, key, tp in rank:
+        print(f"| {key} | {f1:.3f} | {tp} | {-nfp} |")
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--run", required=True)
+    ap.add_argument("--choose", nargs="+", default=[], help="VAL evaluate_liver.py JSONs: rank their keys")
+    ap.add_argument("--run", default="")
     ap.add_argument("--split", default="test")
     ap.add_argument("--key", default="post0.065")
     ap.add_argument("--metrics-json", default="")
     a = ap.parse_args()
+    if a.choose:
+        return choose(a.choose)
     hdr = ("| model | liver Dice | tumour Dice per case | tumour Dice global | lesion F1 < 10 mm (TP/truth, FP) | 10-20 mm "
            "| > 20 mm | liver vol. err. % | tumour vol. err. mL | false liver mL (negatives) |\n|---|---|---|---|---|---|---|---|---|---|")
     metrics = {}

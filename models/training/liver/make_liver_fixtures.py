@@ -90,14 +90,14 @@ def find_mr():
     raise RuntimeError("no MRI seed fits")
 
 
-def reference(vol: np.ndarray, modality: str, ps: float, sp: float, ipp: list, onnx: Path, min_ml: float) -> dict:
+def reference(vol: np.ndarray, modality: str, ps: float, sp: float, ipp: list, onnx: Path, post_args: tuple) -> dict:
     x = ctp.ct_window(vol.astype(np.float32)) if modality == "ct" else mrp.mr_normalise(vol)
     xm = ctp.to_model_grid(x, ps, SIZE, SPACING)
     logits = ort_logits(onnx, xm[:, None], np.full(len(xm), 1.0 if modality == "ct" else 0.0, np.float32))
     e = np.exp(logits - logits.max(1, keepdims=True))
     pred = labels_from_probs(e / e.sum(1, keepdims=True), vol.shape[1], vol.shape[2], ps, SPACING)
     raw = {"liverMl": float((pred >= 1).sum() * ps * ps * sp / 1000), "tumourVoxels": int((pred == 2).sum())}
-    post = liver_post.postprocess(pred, [sp, ps, ps], min_ml)
+    post = liver_post.postprocess(pred, [sp, ps, ps], *post_args)
     m = liver_post.measure(post, [sp, ps, ps], ipp)
     m["raw"] = raw
     m["labelSha256"] = hashlib.sha256(np.ascontiguousarray(post).tobytes()).hexdigest()
@@ -136,16 +136,17 @@ def main():
         info = {k: v["phantom"] for k, v in json.loads((FIX / "expected.json").read_text())["cases"].items()}
     onnx = Path(a.onnx)
     man = json.loads(onnx.with_suffix(".json").read_text())
-    min_ml = float(man.get("postprocess", {}).get("minTumourMl", 0.065))
+    pp = man.get("postprocess", {})
+    min_ml = liver_post.manifest_params(pp, "CT")[0]
     out = {"model": {"name": man["name"], "version": man["version"], "sha256": man["sha256"]},
            "pipeline": "models/training/liver/make_liver_fixtures.py: contract preprocessing (CT window W400/L60 | "
                        "MRI per-series median-foreground), 128^2 @ 3 mm model grid, ONNX in onnxruntime-node (1 thread), "
                        "softmax back to the source grid (bilinear), argmax, liver_post.postprocess/measure",
-           "minTumourMl": min_ml, "cases": {}}
+           "minTumourMl": min_ml, "tumourShape": pp.get("tumourShape", {}), "cases": {}}
     for mod in ("ct", "mr"):
         vol, ps, sp, ipp = load(FIX / f"{mod}-phantom.nii.gz")
         lab, *_ = load(FIX / f"{mod}-phantom-label.nii.gz")
-        ref, _ = reference(vol, mod, ps, sp, ipp, onnx, min_ml)
+        ref, _ = reference(vol, mod, ps, sp, ipp, onnx, liver_post.manifest_params(pp, mod.upper()))
         out["cases"][mod] = {"file": f"{mod}-phantom.nii.gz", "modality": "CT" if mod == "ct" else "MR",
                              "shape": {"slices": int(vol.shape[0]), "rows": int(vol.shape[1]), "columns": int(vol.shape[2])},
                              "pixelSpacingMm": ps, "sliceSpacingMm": sp, "firstIppLps": ipp,

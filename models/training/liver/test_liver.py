@@ -112,6 +112,27 @@ class PostProcess(unittest.TestCase):
         m = lp.measure(lp.postprocess(p2, [1.0, 1.0, 1.0], 0.0), [1.0, 1.0, 1.0])
         self.assertEqual(m["tumourCount"], 1)
 
+    def test_shape_rules(self):
+        """The same cases as test/pipelines/liver-task.test.ts 'shape rules'."""
+        import liver_post as lp
+        z, r, c = np.mgrid[0:15, 0:40, 0:40]
+        lab = np.ones((15, 40, 40), np.uint8)
+        lab[(z == 7) & ((r - 8) ** 2 + (c - 8) ** 2 <= 36)] = 2  # A: a 13 mm disc on one middle slice
+        lab[(z - 7) ** 2 + (r - 8) ** 2 + (c - 28) ** 2 <= 25] = 2  # B: a ball
+        lab[z ** 2 + (r - 28) ** 2 + (c - 8) ** 2 <= 25] = 2  # C: a ball cut by the first slice
+        lab[(r >= 27) & (r <= 28) & (c >= 20)] = 2  # D: a 2 x 20 mm tube through every slice
+        sp = [1.0, 1.0, 1.0]
+        self.assertEqual(lp.measure(lp.postprocess(lab, sp, 0.0), sp)["tumourCount"], 4)
+        q = lp.postprocess(lab, sp, 0.0, 3.0, 0.3)
+        self.assertEqual([int(q[7, 8, 8]), int(q[7, 27, 30]), int(q[7, 8, 28]), int(q[0, 28, 8])], [1, 1, 2, 2])
+        self.assertEqual(lp.measure(q, sp)["tumourCount"], 2)
+        self.assertEqual(int(lp.postprocess(lab, sp, 0.0, 3.0, 0.0)[7, 27, 30]), 2)  # the tube ends at the series' ends
+        self.assertEqual(int(lp.postprocess(lab, sp, 0.0, 0.0, 0.3)[7, 8, 8]), 2)  # the disc is round
+        last = np.ones_like(lab)
+        last[14][(r[0] - 8) ** 2 + (c[0] - 8) ** 2 <= 36] = 2
+        self.assertEqual(int((lp.postprocess(last, sp, 0.0, 3.0, 0.0) == 2).sum()), 0)  # judged on its inner side
+        self.assertEqual(int((lp.postprocess(last[14:], sp, 0.0, 3.0, 0.0) == 2).sum()), 113)  # one slice: not judged
+
     def test_measure_diameter_volume(self):
         import liver_post as lp
         lab = np.zeros((5, 40, 40), np.uint8)

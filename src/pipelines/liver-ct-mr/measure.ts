@@ -4,7 +4,17 @@
  *
  * postprocessLiver: (1) liver region = class >= 1; only its largest 26-connected 3-D component is kept (ties: the
  *   component met first in (slice, row, column) raster order), the rest becomes background; (2) tumour = class 2
- *   inside it; 26-connected tumour components with a volume < minTumourMl become liver.
+ *   inside it; 26-connected tumour components with a volume < minTumourMl become liver; (3) shape rules on the
+ *   remaining tumour components (manifest `postprocess.tumourShape`; 0 = off), each turning the component into liver:
+ *   - flat end (flatEndFactor c): a tumour is a rounded body, so where the component ends inside the series (the slice
+ *     beyond its first or last slice belongs to the series and holds none of it), its in-plane diameter d on that end
+ *     slice must be small: a sphere of diameter D cut within one slice spacing s of its pole has d <= 2 sqrt(s D).
+ *     Dropped when d > c sqrt(s D) at such an end (D = its longest axial diameter). A component on the series' first
+ *     or last slice is not judged on that side: it may go on beyond the coverage. Catches what a 2-D model makes of
+ *     an in-plane structure on one or two slices of a thin-slice series (a tumour of 2 cm on 1 of 3 1-mm slices).
+ *   - tubular (minAxialFill f): on the component's largest-area slice (ties: the first), area / (pi d^2 / 4) with d
+ *     that slice's diameter; a vessel running in-plane fills little of that circle. Dropped when the fill < f.
+ *   Diameters are measured as measureLiver does.
  * measureLiver: liver mL (liver + tumour voxels); per tumour (26-connected component of class 2): mL, longest axial
  *   diameter = the largest in-plane distance between two voxel centres of the component on any one slice, plus one
  *   pixel spacing (a caliper laid on the image touches the voxels' outer edges, not their centres; the row spacing,
@@ -39,17 +49,67 @@ export interface LiverPostprocessResult {
   summary: string;
   removedLiverMl: number;
   smallTumoursToLiver: number;
+  /** Tumour components the shape rules turned into liver, by rule. */
+  shapeToLiver: { flatEnd: number; tubular: number };
+}
+
+/** The post-processing's parameters (manifest `postprocess`; 0 = a rule off). */
+export interface LiverPostprocessOptions {
+  minTumourMl: number;
+  flatEndFactor?: number;
+  minAxialFill?: number;
+}
+
+/** Per slice (ascending), the in-plane pixel indices of component k of a labelled volume. */
+function slicesOf(labels: Int32Array, k: number, plane: number, zFrom = 0): Map<number, number[]> {
+  const by = new Map<number, number[]>();
+  for (let i = zFrom * plane; i < labels.length; i++) {
+    if (labels[i] !== k) continue;
+    const z = (i / plane) | 0;
+    let l = by.get(z);
+    if (!l) by.set(z, (l = []));
+    l.push(i - z * plane);
+  }
+  return by;
+}
+
+/** Which shape rule (file comment) turns this tumour component into liver, or null. */
+function shapeRule(bySlice: Map<number, number[]>, labels: Int32Array, k: number, g: LiverGrid, o: LiverPostprocessOptions): 'flat end' | 'tubular' | null {
+  const { rows, columns, slices } = g;
+  const [rowMm, colMm] = g.pixelSpacing;
+  const plane = rows * columns;
+  const zs = [...bySlice.keys()].sort((a, b) => a - b);
+  const diam = new Map<number, number>();
+  for (const z of zs) diam.set(z, sliceDiameter(bySlice.get(z)!, rows, columns, rowMm, colMm, (p) => labels[z * plane + p] === k) + rowMm);
+  const big = Math.max(...diam.values());
+  const c = o.flatEndFactor ?? 0;
+  if (c > 0) {
+    const lo = zs[0];
+    const hi = zs[zs.length - 1];
+    for (const [z, inside] of [[lo, lo > 0], [hi, hi < slices - 1]] as [number, boolean][]) {
+      if (inside && diam.get(z)! > c * Math.sqrt(g.sliceSpacing * big)) return 'flat end';
+    }
+  }
+  const f = o.minAxialFill ?? 0;
+  if (f > 0) {
+    let zBig = zs[0];
+    for (const z of zs) if (bySlice.get(z)!.length > bySlice.get(zBig)!.length) zBig = z;
+    const d = diam.get(zBig)!;
+    if ((bySlice.get(zBig)!.length * rowMm * colMm) / ((Math.PI * d * d) / 4) < f) return 'tubular';
+  }
+  return null;
 }
 
 /** Contract post-processing (file comment). Returns a new label map. */
-export function postprocessLiver(pred: Uint8Array, g: LiverGrid, minTumourMl: number): LiverPostprocessResult {
+export function postprocessLiver(pred: Uint8Array, g: LiverGrid, opts: LiverPostprocessOptions): LiverPostprocessResult {
+  const { minTumourMl } = opts;
   const { slices, rows, columns } = g;
   const vml = voxelMlOf(g);
   const out = new Uint8Array(pred.length);
   const liverMask = new Uint8Array(pred.length);
   for (let i = 0; i < pred.length; i++) liverMask[i] = pred[i] >= 1 ? 1 : 0;
   const liv = components26(liverMask, slices, rows, columns);
-  if (liv.sizes.length === 1) return { labels: out, summary: 'no liver voxel predicted', removedLiverMl: 0, smallTumoursToLiver: 0 };
+  if (liv.sizes.length === 1) return { labels: out, summary: 'no liver voxel predicted', removedLiverMl: 0, smallTumoursToLiver: 0, shapeToLiver: { flatEnd: 0, tubular: 0 } };
   let best = 1;
   for (let k = 2; k < liv.sizes.length; k++) if (liv.sizes[k] > liv.sizes[best]) best = k;
   let removed = 0;
@@ -62,13 +122,31 @@ export function postprocessLiver(pred: Uint8Array, g: LiverGrid, minTumourMl: nu
   const tum = components26(tumourMask, slices, rows, columns);
   const small = new Set<number>();
   for (let k = 1; k < tum.sizes.length; k++) if (tum.sizes[k] * vml < minTumourMl) small.add(k);
-  if (small.size) for (let i = 0; i < out.length; i++) if (tum.labels[i] && small.has(tum.labels[i])) out[i] = 1;
+  const shapeToLiver = { flatEnd: 0, tubular: 0 };
+  const drop = new Set(small);
+  if ((opts.flatEndFactor ?? 0) > 0 || (opts.minAxialFill ?? 0) > 0) {
+    const plane = rows * columns;
+    const firstZ = new Map<number, number>();
+    for (let i = 0; i < tum.labels.length; i++) if (tum.labels[i] && !firstZ.has(tum.labels[i])) firstZ.set(tum.labels[i], (i / plane) | 0);
+    for (let k = 1; k < tum.sizes.length; k++) {
+      if (small.has(k)) continue;
+      const rule = shapeRule(slicesOf(tum.labels, k, plane, firstZ.get(k)), tum.labels, k, g, opts);
+      if (rule) {
+        drop.add(k);
+        if (rule === 'flat end') shapeToLiver.flatEnd++;
+        else shapeToLiver.tubular++;
+      }
+    }
+  }
+  if (drop.size) for (let i = 0; i < out.length; i++) if (tum.labels[i] && drop.has(tum.labels[i])) out[i] = 1;
   const r2 = (x: number): number => Math.round(x * 100) / 100;
   const summary = [
     `largest 26-connected liver component kept (${liv.sizes.length - 1} component(s)${removed ? `; ${r2(removed * vml)} mL elsewhere set to background` : ''})`,
     `${small.size} tumour component(s) under ${minTumourMl} mL counted as liver`,
+    ...((opts.flatEndFactor ?? 0) > 0 ? [`${shapeToLiver.flatEnd} ending flat inside the series (end diameter > ${opts.flatEndFactor} x sqrt(slice spacing x longest diameter)) counted as liver`] : []),
+    ...((opts.minAxialFill ?? 0) > 0 ? [`${shapeToLiver.tubular} tubular (fill of its largest slice's diameter circle < ${opts.minAxialFill}, vessel-like) counted as liver`] : []),
   ].join('; ');
-  return { labels: out, summary, removedLiverMl: removed * vml, smallTumoursToLiver: small.size };
+  return { labels: out, summary, removedLiverMl: removed * vml, smallTumoursToLiver: small.size, shapeToLiver };
 }
 
 export interface TumourMeasurement {

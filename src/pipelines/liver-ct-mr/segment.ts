@@ -10,7 +10,8 @@
  *   3. inference  ONNX `image` [N,1,H,W] + `modality` [N] (1 CT, 0 MRI) → `logits` [N,3,H,W], batches of slices
  *   4. back       softmax, the 3 probabilities bilinear onto every source pixel (as fromModelGrid), argmax (source
  *                 pixels outside the model grid: background), fused in backArgmax
- *   5. post       largest liver component, small tumours → liver (measure.ts postprocessLiver, manifest `postprocess`)
+ *   5. post       largest liver component, small and implausibly shaped tumours → liver (measure.ts postprocessLiver,
+ *                 manifest `postprocess`)
  *   6. measure    liver / tumour volumes, per-tumour volume, longest axial diameter and centroid (measureLiver)
  */
 import { liverPostprocess, type ModelManifest } from '../../models/manifest';
@@ -200,9 +201,9 @@ export async function segmentLiver(
   // back onto the source pixels, argmax (first maximum, as numpy)
   t = performance.now();
   const raw = backArgmax(probs, S, g, mg);
-  const pp = liverPostprocess(m);
+  const pp = liverPostprocess(m, modality === 'CT' ? 'CT' : 'MR');
   const grid = { slices: S, rows: g.rows, columns: g.columns, pixelSpacing: g.pixelSpacing, sliceSpacing: g.sliceSpacing };
-  const post = postprocessLiver(raw, grid, pp.minTumourMl);
+  const post = postprocessLiver(raw, grid, pp);
   add('postprocess', t);
 
   t = performance.now();
