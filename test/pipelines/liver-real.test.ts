@@ -94,7 +94,7 @@ maybe('liver-aqcf on the real CTs (node path)', () => {
     const s = await segmentLiver(registry, 'liver-aqcf', vol, 'CT');
     const dice = diceOf(s.labels, truth, [1]);
     const perSlice = [0, 1, 2].map((z) => diceOf(s.labels.subarray(z * rows * cols, (z + 1) * rows * cols).map((v) => (v >= 1 ? 1 : 0)), truth.subarray(z * rows * cols, (z + 1) * rows * cols), [1]));
-    console.log(`dcmqi 3-slice CT: liver Dice ${dice.toFixed(3)} (per slice ${perSlice.map((d) => d.toFixed(3)).join(', ')}), liver ${s.measurements.liverMl.toFixed(1)} mL vs ${((truth.reduce((a, b) => a + b, 0) * vol.geometry.pixelSpacing[0] * vol.geometry.pixelSpacing[1] * vol.geometry.sliceSpacing) / 1000).toFixed(1)} mL, tumours ${s.measurements.tumourCount} (${s.measurements.tumours.map((t) => `${t.ml.toFixed(2)} mL / ${t.longestAxialDiameterMm.toFixed(1)} mm`).join(', ') || 'none'})`);
+    console.log(`dcmqi 3-slice CT: liver Dice ${dice.toFixed(3)} (per slice ${perSlice.map((d) => d.toFixed(3)).join(', ')}), liver ${s.measurements.liverMl.toFixed(1)} mL vs ${((truth.reduce((a, b) => a + b, 0) * vol.geometry.pixelSpacing[0] * vol.geometry.pixelSpacing[1] * vol.geometry.sliceSpacing) / 1000).toFixed(1)} mL, tumours ${s.measurements.tumourCount} (${s.measurements.tumours.map((t) => `${t.ml.toFixed(2)} mL / ${t.longestAxialDiameterMm.toFixed(1)} mm`).join(', ') || 'none'}); post-processing: ${s.postprocessing}`);
     expect(diceOf(s.labels.map((v) => (v >= 1 ? 1 : 0)), truth, [1])).toBeGreaterThan(DCMQI_FLOOR);
     dcmqiTumours = s.measurements.tumours.map((t) => ({ ml: t.ml, d: t.longestAxialDiameterMm }));
   }, 120000);

@@ -255,8 +255,8 @@ describe('post-processing and measurements (measure.ts)', () => {
     expect(p.labels[at(7, 8, 28)]).toBe(2);
     expect(p.labels[at(0, 28, 8)]).toBe(2);
     expect(measureLiver(p.labels, sg).tumourCount).toBe(2);
-    expect(p.summary).toContain('1 ending flat inside the series');
-    expect(p.summary).toContain('1 tubular');
+    expect(p.summary).toContain('1 tumour component(s) ending flat inside the series');
+    expect(p.summary).toContain('1 tubular tumour component(s)');
     // each rule alone
     expect(postprocessLiver(lab, sg, { minTumourMl: 0, flatEndFactor: 3 }).shapeToLiver).toEqual({ flatEnd: 1, tubular: 0 });
     expect(postprocessLiver(lab, sg, { minTumourMl: 0, minAxialFill: 0.3 }).shapeToLiver).toEqual({ flatEnd: 0, tubular: 1 });

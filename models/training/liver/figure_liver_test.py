@@ -7,10 +7,12 @@ post-processing of liver_post.py); the panel is the slice with the largest truth
 display grid (bilinear image, nearest labels), centre crop. Outlines: green = liver, red = tumour. 8-bit palette PNG.
 
     figure_liver_test.py --ckpt-dir ../out/liver-cpu --ct-seed 3 --mr-seed 5 [--min-tumour-ml 0.065]
+                         [--manifest ../../liver-aqcf.json] [--vessel-p 0]
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -54,7 +56,7 @@ def panel(gray: np.ndarray, lab) -> np.ndarray:
     return g
 
 
-def row(split, seed, mod, models, min_ml, size, crop):
+def row(split, seed, mod, models, post_args, size, crop):
     if mod == "ct":
         st = ctp.generate_ct(split, seed)
         d = ctp.ct_model_inputs(st, 128, 3.0)
@@ -68,7 +70,7 @@ def row(split, seed, mod, models, min_ml, size, crop):
     ps = st.params.pixel_spacing
     R, C = st.label.shape[1:]
     preds = [liver_post.postprocess(predict_series(m, d["x"], 1.0 if mod == "ct" else 0.0, R, C, ps, 3.0, "cpu"),
-                                    [sp, ps, ps], min_ml) for m in models]
+                                    [sp, ps, ps], *pa) for m, pa in zip(models, post_args)]
     t = (st.label == 2).reshape(len(st.label), -1).sum(1)
     z = int(np.argmax(t)) if t.max() else int(np.argmax((st.label >= 1).reshape(len(st.label), -1).sum(1)))
     gray = to_display(src[z], ps, size)
@@ -91,11 +93,17 @@ def main():
     ap.add_argument("--mr-seed", type=int, default=0)
     ap.add_argument("--split", default="test")
     ap.add_argument("--min-tumour-ml", type=float, default=0.065)
+    ap.add_argument("--manifest", default="", help="post-process the A-QCF-Net column as this manifest says "
+                    "(minTumourMl and its shape rules per modality); the baselines get --min-tumour-ml only")
+    ap.add_argument("--vessel-p", type=float, default=None, help="CT generator's VESSEL_P (0 = 0.1.0's TEST set)")
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--crop", type=int, default=176)
     ap.add_argument("--out", default=str(HERE.parent.parent / "docs" / "liver-test.png"))
     a = ap.parse_args()
     torch.set_num_threads(1)
+    if a.vessel_p is not None:
+        ctp.VESSEL_P = a.vessel_p
+    pp = json.loads(Path(a.manifest).read_text())["postprocess"] if a.manifest else None
 
     def load(name):
         m = aqcf_net.build(name, a.base)
@@ -104,7 +112,8 @@ def main():
     aq = load("aqcf")
     rows, notes = [], []
     for mod, seed, base in (("ct", a.ct_seed, "unet-ct"), ("mr", a.mr_seed, "unet-mr")):
-        r, n = row(a.split, seed, mod, [aq, load(base)], a.min_tumour_ml, a.size, a.crop)
+        aq_args = liver_post.manifest_params(pp, mod.upper()) if pp else (a.min_tumour_ml,)
+        r, n = row(a.split, seed, mod, [aq, load(base)], [aq_args, (a.min_tumour_ml,)], a.size, a.crop)
         rows.append(r)
         notes.append(n)
     h = w = a.crop

@@ -143,8 +143,8 @@ export function postprocessLiver(pred: Uint8Array, g: LiverGrid, opts: LiverPost
   const summary = [
     `largest 26-connected liver component kept (${liv.sizes.length - 1} component(s)${removed ? `; ${r2(removed * vml)} mL elsewhere set to background` : ''})`,
     `${small.size} tumour component(s) under ${minTumourMl} mL counted as liver`,
-    ...((opts.flatEndFactor ?? 0) > 0 ? [`${shapeToLiver.flatEnd} ending flat inside the series (end diameter > ${opts.flatEndFactor} x sqrt(slice spacing x longest diameter)) counted as liver`] : []),
-    ...((opts.minAxialFill ?? 0) > 0 ? [`${shapeToLiver.tubular} tubular (fill of its largest slice's diameter circle < ${opts.minAxialFill}, vessel-like) counted as liver`] : []),
+    ...((opts.flatEndFactor ?? 0) > 0 ? [`${shapeToLiver.flatEnd} tumour component(s) ending flat inside the series (an end slice's diameter > ${opts.flatEndFactor} x sqrt(slice spacing x longest diameter), which no rounded tumour shows) counted as liver`] : []),
+    ...((opts.minAxialFill ?? 0) > 0 ? [`${shapeToLiver.tubular} tubular tumour component(s) (filling < ${opts.minAxialFill} of its diameter's circle on its largest slice: vessel-like) counted as liver`] : []),
   ].join('; ');
   return { labels: out, summary, removedLiverMl: removed * vml, smallTumoursToLiver: small.size, shapeToLiver };
 }
