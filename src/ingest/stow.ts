@@ -23,7 +23,8 @@
  *  - wrong bearer tokens are throttled per client IP (`http.stowAuthFailuresPerWindow` per 15 min,
  *    then 429 with Retry-After, even for the right token, as the admin login does);
  *  - an answer given before the body was read whole (413, 507, shutdown) lets the client finish
- *    sending for LINGER_MS (its bytes dropped), then the connection is closed;
+ *    sending for LINGER_MS (its bytes dropped), then the connection is closed (lingerClose: a
+ *    half-close after the answer, so a client still writing reads the answer instead of a reset);
  *  - `close()` (node shutdown) ends every open transfer: answered 503, partial files removed.
  */
 import * as crypto from 'crypto';
@@ -466,16 +467,8 @@ class Transfer {
     const { req, res } = this;
     this.dicer.removeAllListeners('part');
     if (!req.complete) {
-      // Answered before the body was read whole: let the client finish sending for a while (its
-      // bytes dropped), so that it reads this answer, then close the connection.
       req.removeListener('data', this.onData);
-      req.on('data', () => undefined);
-      req.resume();
-      const t = setTimeout(() => {
-        if (!req.complete) req.socket?.destroy();
-      }, this.opts.lingerMs);
-      t.unref();
-      req.once('end', () => clearTimeout(t));
+      lingerClose(req, this.opts.lingerMs);
     }
     if (this.clientGone || res.headersSent || res.destroyed) return;
     const outcomes = this.outcomes.filter((o): o is PartOutcome => !!o);
@@ -534,18 +527,38 @@ function mbText(bytes: number): string {
   return Number.isInteger(mb) ? String(mb) : mb.toFixed(2);
 }
 
-/** Answer now without reading the body; read (and drop) what the client still sends for lingerMs, then close. */
+/**
+ * A request answered before its body was read whole: read (and drop) what the client still sends, so that it reads
+ * the answer, until it stops or lingerMs pass, then close. Node's HTTP server closes the socket as soon as the answer
+ * is written when the client asked for `Connection: close` (socket.destroySoon()); a client still writing then gets a
+ * reset (EPIPE / ECONNRESET) that can discard the answer unread, which a busy client on a loaded machine showed. So
+ * this socket's destroySoon only half-closes (FIN after the answer, as nginx's lingering close), and the socket is
+ * closed when the request ends or the linger runs out.
+ */
+function lingerClose(req: Request, lingerMs: number): void {
+  const socket = req.socket;
+  req.on('data', () => undefined);
+  req.resume();
+  let closeWanted = false;
+  const destroySoon = socket.destroySoon.bind(socket);
+  socket.destroySoon = () => {
+    closeWanted = true;
+    if (socket.writable) socket.end();
+  };
+  const t = setTimeout(() => {
+    if (!req.complete) socket.destroy();
+  }, lingerMs);
+  t.unref();
+  req.once('end', () => {
+    clearTimeout(t);
+    if (closeWanted) destroySoon();
+  });
+}
+
+/** Answer now without reading the body; lingerClose. */
 function refuseEarly(req: Request, res: Response, lingerMs: number, status: number, error: string): void {
   res.status(status).json({ error });
-  if (!req.complete) {
-    req.on('data', () => undefined);
-    req.resume();
-    const t = setTimeout(() => {
-      if (!req.complete) req.socket?.destroy();
-    }, lingerMs);
-    t.unref();
-    req.once('end', () => clearTimeout(t));
-  }
+  if (!req.complete) lingerClose(req, lingerMs);
 }
 
 export function stowRouter(store: InstanceStore, options: StowOptions = {}): StowRouter {

@@ -676,6 +676,53 @@ describe('request and instance size limits (item 6)', () => {
   });
 });
 
+describe('an early answer reaches a client that is busy and still writing (lingering close)', () => {
+  let n: ChildNode | undefined;
+  let storeDir: string;
+  beforeAll(async () => {
+    storeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'stow-linger-'));
+    n = await spawnNode(storeDir, { http: { maxStowBodyMb: 1 } });
+  }, 90000);
+  afterAll(async () => {
+    if (n && n.proc.exitCode === null) {
+      n.proc.kill('SIGKILL');
+      await n.exited;
+    }
+    fs.rmSync(storeDir, { recursive: true, force: true });
+  });
+
+  /**
+   * The node (its own process) answers 413 on the headers while megabytes of the body are still on their way, and
+   * this client is too busy to read for 500 ms (a loaded machine). Node's HTTP server closed a `Connection: close`
+   * socket as soon as the answer was written; closing with unread bytes sends a reset, and the reset discards the
+   * answer waiting unread in the client's socket: "write EPIPE" / ECONNRESET, as in one CI run. With the half-close
+   * the node keeps reading and dropping until the client stops, and the client reads its 413.
+   */
+  test('Connection: close, 512 MB announced, 16 MB written at once, answered 413 while the client is busy: the client gets the 413', async () => {
+    const total = multipartLength([instance(4096).size]);
+    const got = await new Promise<{ status?: number; error?: string }>((resolve) => {
+      let answered = false;
+      const req = http.request(`${n!.httpUrl}/dicom-web/studies`, { method: 'POST', agent: false, headers: { 'Content-Type': CONTENT_TYPE, 'Content-Length': String(total), Connection: 'close' } }, (res) => {
+        answered = true;
+        res.resume();
+        resolve({ status: res.statusCode });
+      });
+      req.on('error', (e: NodeJS.ErrnoException) => {
+        if (!answered) resolve({ error: e.code ?? e.message });
+      });
+      req.on('socket', (sock) =>
+        sock.once('connect', () => {
+          req.write(Buffer.alloc(16 * MB)); // the headers and 16 MB: what the kernel takes flows on by itself
+          const until = performance.now() + 500;
+          while (performance.now() < until); // busy: the 413 comes now and waits unread
+          setTimeout(() => req.destroy(), 10000).unref();
+        }),
+      );
+    });
+    expect(got).toEqual({ status: 413 });
+  }, 60000);
+});
+
 describe('thousands of parts in one request (item 7)', () => {
   let storeDir: string;
   let node: ChildNode;
