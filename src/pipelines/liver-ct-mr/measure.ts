@@ -25,10 +25,10 @@
 import type { VolumeGeometry } from '../../types';
 import { components26 as label26 } from '../lesion-postprocess';
 
-/** 26-connected components (lesion-postprocess.ts, numbered 1.. in raster order of their first voxel) and their sizes (index 0 unused). */
-function components26(mask: Uint8Array, slices: number, rows: number, columns: number): { labels: Int32Array; sizes: number[] } {
+/** 26-connected components (lesion-postprocess.ts, numbered 1.. in raster order of their first voxel), their sizes and voxel indices (index 0 unused). */
+function components26(mask: Uint8Array, slices: number, rows: number, columns: number): { labels: Int32Array; sizes: number[]; members: number[][] } {
   const { labels, members } = label26(mask, slices, rows, columns);
-  return { labels, sizes: [0, ...members.map((m) => m.length)] };
+  return { labels, sizes: [0, ...members.map((m) => m.length)], members: [[], ...members] };
 }
 
 export interface LiverGrid {
@@ -60,11 +60,10 @@ export interface LiverPostprocessOptions {
   minAxialFill?: number;
 }
 
-/** Per slice (ascending), the in-plane pixel indices of component k of a labelled volume. */
-function slicesOf(labels: Int32Array, k: number, plane: number, zFrom = 0): Map<number, number[]> {
+/** Per slice, the in-plane pixel indices of a component given by its voxel indices. */
+function slicesOf(voxels: number[], plane: number): Map<number, number[]> {
   const by = new Map<number, number[]>();
-  for (let i = zFrom * plane; i < labels.length; i++) {
-    if (labels[i] !== k) continue;
+  for (const i of voxels) {
     const z = (i / plane) | 0;
     let l = by.get(z);
     if (!l) by.set(z, (l = []));
@@ -126,11 +125,9 @@ export function postprocessLiver(pred: Uint8Array, g: LiverGrid, opts: LiverPost
   const drop = new Set(small);
   if ((opts.flatEndFactor ?? 0) > 0 || (opts.minAxialFill ?? 0) > 0) {
     const plane = rows * columns;
-    const firstZ = new Map<number, number>();
-    for (let i = 0; i < tum.labels.length; i++) if (tum.labels[i] && !firstZ.has(tum.labels[i])) firstZ.set(tum.labels[i], (i / plane) | 0);
     for (let k = 1; k < tum.sizes.length; k++) {
       if (small.has(k)) continue;
-      const rule = shapeRule(slicesOf(tum.labels, k, plane, firstZ.get(k)), tum.labels, k, g, opts);
+      const rule = shapeRule(slicesOf(tum.members[k], plane), tum.labels, k, g, opts);
       if (rule) {
         drop.add(k);
         if (rule === 'flat end') shapeToLiver.flatEnd++;
