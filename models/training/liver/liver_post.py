@@ -49,9 +49,14 @@ def postprocess(pred: np.ndarray, spacing_mm: Sequence[float], min_tumour_ml: fl
         small = small[small != 0]
         out[np.isin(tl, small)] = 1
         if end_c > 0 or min_fill > 0:
-            for k in range(1, nt + 1):
-                if tsz[k] * vml >= min_tumour_ml and shape_rule(tl == k, spacing_mm, end_c, min_fill):
-                    out[tl == k] = 1
+            # each component within its in-plane bounding box over every slice (the series' ends stay visible)
+            for k, box in enumerate(ndimage.find_objects(tl), start=1):
+                if box is None or tsz[k] * vml < min_tumour_ml:
+                    continue
+                sl = (slice(None),) + box[1:]
+                comp = tl[sl] == k
+                if shape_rule(comp, spacing_mm, end_c, min_fill):
+                    out[sl][comp] = 1
     return out
 
 
